@@ -1,0 +1,1 @@
+"""Shared runtime of every Bureautique Santé service: the chassis."""

@@ -1,0 +1,187 @@
+"""Access tokens: Ed25519-signed JWTs issued by identity, verified locally by every service.
+
+Identity publishes its public keys as a JWKS; services fetch and cache it, and fetch again when a
+token names a key they do not know yet (key rotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, Header, Request
+from jwt.algorithms import OKPAlgorithm
+
+from bsante.chassis.errors import Forbidden, Unauthorized
+
+ALGORITHM = "EdDSA"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(kid=uuid.uuid4().hex[:16], private_key=Ed25519PrivateKey.generate())
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(self.private_key.public_key()))
+        jwk.update({"kid": self.kid, "use": "sig", "alg": ALGORITHM})
+        return jwk
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and for which structure they act in this request."""
+
+    user_id: str
+    structures: tuple[str, ...]
+    acting_structure: str
+    roles: tuple[str, ...]
+    profession: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def issue_token(
+    key: SigningKey,
+    *,
+    subject: str,
+    structures: list[str],
+    roles: dict[str, list[str]],
+    profession: str | None,
+    issuer: str,
+    audience: str,
+    ttl_seconds: int,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+        "structures": structures,
+        "roles": roles,
+        "profession": profession,
+        **(extra or {}),
+    }
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+JwksSource = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def http_jwks_source(url: str, timeout: float = 5.0) -> JwksSource:
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+
+    return fetch
+
+
+class TokenVerifier:
+    def __init__(
+        self, source: JwksSource, *, issuer: str, audience: str, min_refresh_seconds: float = 10.0
+    ) -> None:
+        self._source = source
+        self._issuer = issuer
+        self._audience = audience
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._min_refresh = min_refresh_seconds
+        self._lock = asyncio.Lock()
+
+    async def _key(self, kid: str) -> Any:
+        if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refresh:
+            async with self._lock:
+                if kid not in self._keys:
+                    try:
+                        jwks = await self._source()
+                    except Exception as error:
+                        raise Unauthorized("Token keys are unavailable") from error
+                    self._fetched_at = time.monotonic()
+                    self._keys = {
+                        k["kid"]: OKPAlgorithm.from_jwk(json.dumps(k))
+                        for k in jwks.get("keys", [])
+                        if k.get("kid")
+                    }
+        if kid not in self._keys:
+            raise Unauthorized("Token signed by an unknown key")
+        return self._keys[kid]
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise Unauthorized("Malformed token") from error
+        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+            raise Unauthorized("Unsupported token")
+        key = await self._key(header["kid"])
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise Unauthorized("Token expired") from error
+        except jwt.PyJWTError as error:
+            raise Unauthorized("Invalid token") from error
+        return claims
+
+
+def principal_from_claims(claims: dict[str, Any], requested_structure: str | None) -> Principal:
+    structures = tuple(str(s) for s in claims.get("structures") or ())
+    if not structures:
+        raise Forbidden("The user acts for no structure")
+    acting = requested_structure or structures[0]
+    if acting not in structures:
+        # Not 404: the caller names the structure themselves, nothing leaks.
+        raise Forbidden("You do not act for this structure")
+    roles_by_structure = claims.get("roles") or {}
+    return Principal(
+        user_id=str(claims["sub"]),
+        structures=structures,
+        acting_structure=acting,
+        roles=tuple(roles_by_structure.get(acting, ())),
+        profession=claims.get("profession"),
+        claims=claims,
+    )
+
+
+async def current_principal(
+    request: Request,
+    x_structure_id: Annotated[str | None, Header(max_length=100)] = None,
+) -> Principal:
+    """FastAPI dependency: the verified caller; 401 without a valid bearer token."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("A bearer token is required")
+    verifier: TokenVerifier = request.app.state.verifier
+    claims = await verifier.verify(token.strip())
+    principal = principal_from_claims(claims, x_structure_id)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,62 @@
+"""Event bus port: publish messages to topics, consume them per consumer group.
+
+Adapters: `embedded` (durable log on SQLite, one machine) and `kafka` (FastStream).
+Both give the same guarantees: at-least-once delivery per consumer group, offsets committed
+only after the handler returned, bounded retries with backoff, then `<topic>.dlq`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    offset: int | None = None
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a failing message is retried before the DLQ."""
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.2
+    multiplier: float = 2.0
+    max_backoff: float = 10.0
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before attempt `attempt + 1` (attempt counts from 1)."""
+        return float(min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1)))
+
+
+class EventBus(ABC):
+    """The port. Subscriptions are declared before `start`."""
+
+    retry: RetryPolicy
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the transport is reachable (readiness)."""
+
+    @abstractmethod
+    async def publish(self, message: Message) -> None:
+        """Durably append the message; returns once the transport acknowledged it."""
+
+    @abstractmethod
+    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> None:
+        """Deliver every message of `topics` to `handler` once per consumer `group`."""

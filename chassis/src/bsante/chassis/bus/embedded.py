@@ -1,0 +1,218 @@
+"""Embedded adapter of the bus port: a durable append-only log on SQLite, for one machine.
+
+Each consumer group keeps its own committed offset per topic, so a restarted service resumes
+where it stopped; an offset moves only after the handler (or the dead-letter write) returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import structlog
+
+from bsante.chassis.bus import EventBus, Handler, Message, RetryPolicy
+from bsante.chassis.bus.delivery import deliver
+
+log = structlog.get_logger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    offset INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    appended_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_topic ON log (topic, offset);
+CREATE TABLE IF NOT EXISTS offsets (
+    consumer_group TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    committed INTEGER NOT NULL,
+    PRIMARY KEY (consumer_group, topic)
+);
+"""
+
+# Wakes consumers of the same log file in this process as soon as something is appended.
+_appended: weakref.WeakValueDictionary[str, _Signal] = weakref.WeakValueDictionary()
+
+
+class _Signal:
+    def __init__(self) -> None:
+        self.waiters: set[asyncio.Event] = set()
+
+    def notify(self) -> None:
+        for event in self.waiters:
+            event.set()
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    topics: tuple[str, ...]
+    group: str
+    handler: Handler
+
+
+class EmbeddedBus(EventBus):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+        batch_size: int = 100,
+    ) -> None:
+        self.path = Path(directory) / "bus.db"
+        self.retry = retry or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self._subscriptions: list[_Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conn: aiosqlite.Connection | None = None
+        key = str(self.path.resolve())
+        signal = _appended.get(key)
+        if signal is None:
+            signal = _Signal()
+            _appended[key] = signal
+        self._signal = signal
+        self._write_lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await self._connect()
+        await self._conn.executescript(SCHEMA)
+        for sub in self._subscriptions:
+            self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consume:{sub.group}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def ping(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            async with self._conn.execute("SELECT 1") as cursor:
+                return (await cursor.fetchone()) is not None
+        except Exception:
+            return False
+
+    async def publish(self, message: Message) -> None:
+        if self._conn is None:
+            raise RuntimeError("bus not started")
+        async with self._write_lock:
+            await self._conn.execute(
+                "INSERT INTO log (topic, key, value, headers, appended_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    message.topic,
+                    message.key,
+                    message.value,
+                    json.dumps(message.headers),
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+        self._signal.notify()
+
+    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> None:
+        if self._tasks:
+            raise RuntimeError("subscribe before start")
+        self._subscriptions.append(_Subscription(tuple(topics), group, handler))
+
+    async def committed(self, group: str, topic: str) -> int:
+        """The last offset `group` finished with on `topic` (0 when none)."""
+        if self._conn is None:
+            raise RuntimeError("bus not started")
+        async with self._conn.execute(
+            "SELECT committed FROM offsets WHERE consumer_group = ? AND topic = ?", (group, topic)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read(self, topic: str, after: int = 0) -> list[Message]:
+        """Every message of a topic after an offset (inspection, DLQ replay)."""
+        if self._conn is None:
+            raise RuntimeError("bus not started")
+        async with self._conn.execute(
+            "SELECT offset, topic, key, value, headers FROM log "
+            "WHERE topic = ? AND offset > ? ORDER BY offset",
+            (topic, after),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_message(row) for row in rows]
+
+    async def _commit(self, conn: aiosqlite.Connection, group: str, message: Message) -> None:
+        await conn.execute(
+            "INSERT INTO offsets (consumer_group, topic, committed) VALUES (?, ?, ?) "
+            "ON CONFLICT (consumer_group, topic) DO UPDATE SET committed = excluded.committed",
+            (group, message.topic, message.offset),
+        )
+
+    async def _consume(self, sub: _Subscription) -> None:
+        wake = asyncio.Event()
+        self._signal.waiters.add(wake)
+        conn = await self._connect()
+        placeholders = ", ".join("?" for _ in sub.topics)
+        sql = (
+            "SELECT l.offset, l.topic, l.key, l.value, l.headers FROM log l "
+            "LEFT JOIN offsets o ON o.consumer_group = ? AND o.topic = l.topic "
+            f"WHERE l.topic IN ({placeholders}) AND l.offset > COALESCE(o.committed, 0) "
+            "ORDER BY l.offset LIMIT ?"
+        )
+        try:
+            while True:
+                wake.clear()
+                async with conn.execute(sql, (sub.group, *sub.topics, self.batch_size)) as cur:
+                    rows = list(await cur.fetchall())
+                for row in rows:
+                    message = _message(row)
+                    try:
+                        await deliver(message, sub.group, sub.handler, self.retry, self.publish)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:
+                        # The dead-letter write failed: keep the offset, try again later.
+                        log.error(
+                            "delivery_failed", group=sub.group, error_type=type(error).__name__
+                        )
+                        await asyncio.sleep(self.retry.max_backoff)
+                        break
+                    await self._commit(conn, sub.group, message)
+                if len(rows) < self.batch_size:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.poll_interval)
+        finally:
+            self._signal.waiters.discard(wake)
+            await conn.close()
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        topic=str(row[1]),
+        key=str(row[2]),
+        value=bytes(row[3]),
+        headers=json.loads(row[4]),
+        offset=int(row[0]),
+    )

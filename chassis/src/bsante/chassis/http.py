@@ -1,0 +1,115 @@
+"""ASGI middleware shared by the services: request context, body size limit, access log."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bsante.chassis import context
+from bsante.chassis.errors import problem
+from bsante.chassis.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = structlog.get_logger("bsante.http")
+
+
+class BodyTooLarge(Exception):  # noqa: N818
+    pass
+
+
+class RequestContextMiddleware:
+    """Correlation and request ids, client address, body size limit, metrics, access log."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # Nested apps (the embedded gateway mounts the services) keep the outer request's ids.
+        cid = headers.get("x-correlation-id") or context.correlation_id.get() or str(uuid.uuid4())
+        rid = headers.get("x-request-id") or context.request_id.get() or str(uuid.uuid4())
+        client = scope.get("client")
+        tokens = (
+            context.correlation_id.set(cid[:200]),
+            context.request_id.set(rid[:200]),
+            context.client_address.set(headers.get("x-forwarded-for", client[0] if client else "")),
+        )
+        declared = headers.get("content-length")
+        start = time.perf_counter()
+        status = 500
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            status = 413
+            await self._too_large(scope, receive, send)
+            self._record(scope, status, start)
+            self._reset(tokens)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        response_started = False
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-correlation-id", cid.encode("latin-1")),
+                    (b"x-request-id", rid.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_ids)
+        except BodyTooLarge:
+            status = 413
+            if not response_started:
+                await self._too_large(scope, receive, send)
+        finally:
+            self._record(scope, status, start)
+            self._reset(tokens)
+
+    def _reset(self, tokens: tuple[Any, Any, Any]) -> None:
+        context.correlation_id.reset(tokens[0])
+        context.request_id.reset(tokens[1])
+        context.client_address.reset(tokens[2])
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413, f"The request body exceeds {self.max_body_bytes} bytes", kind="body-too-large"
+        )
+        await response(scope, receive, send)
+
+    def _record(self, scope: Scope, status: int, start: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        elapsed = time.perf_counter() - start
+        HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
+        HTTP_LATENCY.labels(self.service, template).observe(elapsed)
+        # The route template, never the query string: queries may carry names.
+        log.info(
+            "http_request",
+            service=self.service,
+            method=scope["method"],
+            route=template,
+            status=status,
+            duration_ms=round(elapsed * 1000, 1),
+        )

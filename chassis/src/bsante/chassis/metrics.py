@@ -1,0 +1,29 @@
+"""Prometheus metrics shared by the services of a process, served on /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+HTTP_REQUESTS = Counter(
+    "bsante_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "bsante_http_request_duration_seconds", "HTTP request duration", ["service", "route"]
+)
+EVENTS_PUBLISHED = Counter(
+    "bsante_events_published_total", "Events published by the outbox relay", ["service", "topic"]
+)
+EVENTS_CONSUMED = Counter(
+    "bsante_events_consumed_total",
+    "Events consumed",
+    ["service", "event_type", "outcome"],
+)
+OUTBOX_FAILURES = Counter(
+    "bsante_outbox_publish_failures_total", "Failed outbox publications", ["service"]
+)
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

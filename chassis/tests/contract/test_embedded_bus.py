@@ -1,0 +1,143 @@
+"""The embedded event log keeps the bus contract: groups, order, retries, DLQ, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bsante.chassis.bus import Message, RetryPolicy
+from bsante.chassis.bus.delivery import PoisonMessage
+from bsante.chassis.bus.embedded import EmbeddedBus
+
+FAST = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def msg(n: int, topic: str = "t") -> Message:
+    return Message(topic, f"key-{n % 2}", f"value-{n}".encode(), {"traceparent": "x", "n": str(n)})
+
+
+async def test_each_group_gets_every_message_in_order(tmp_path: Path) -> None:
+    seen: dict[str, list[Message]] = {"a": [], "b": []}
+    bus = EmbeddedBus(tmp_path, retry=FAST, poll_interval=0.05)
+
+    def collector(group: str):  # type: ignore[no-untyped-def]
+        async def handle(message: Message) -> None:
+            seen[group].append(message)
+
+        return handle
+
+    bus.subscribe(["t"], "a", collector("a"))
+    bus.subscribe(["t"], "b", collector("b"))
+    await bus.start()
+    for n in range(20):
+        await bus.publish(msg(n))
+    await bus.publish(msg(99, topic="other"))
+    await eventually(lambda: len(seen["a"]) == 20 and len(seen["b"]) == 20)
+    await bus.stop()
+    for group in seen.values():
+        assert [m.value for m in group] == [f"value-{n}".encode() for n in range(20)]
+        assert group[3].key == "key-1" and group[3].headers["n"] == "3"
+        assert group[0].offset is not None
+
+
+async def test_retries_then_succeeds_without_dead_letter(tmp_path: Path) -> None:
+    calls = 0
+
+    async def flaky(_: Message) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise RuntimeError("transient")
+
+    bus = EmbeddedBus(tmp_path, retry=FAST, poll_interval=0.05)
+    bus.subscribe(["t"], "g", flaky)
+    await bus.start()
+    await bus.publish(msg(1))
+    await eventually(lambda: calls == 3)
+    await asyncio.sleep(0.1)
+    assert await bus.read("t.dlq") == []
+    assert await bus.committed("g", "t") == 1
+    await bus.stop()
+
+
+@pytest.mark.parametrize(("error", "calls_expected"), [(RuntimeError, 3), (PoisonMessage, 1)])
+async def test_failing_message_goes_to_dlq_with_error_headers(
+    tmp_path: Path, error: type[Exception], calls_expected: int
+) -> None:
+    calls = 0
+    after: list[Message] = []
+
+    async def failing(message: Message) -> None:
+        nonlocal calls
+        if message.value == b"value-1":
+            calls += 1
+            raise error("cannot handle\nsecond line with details")
+        after.append(message)
+
+    bus = EmbeddedBus(tmp_path, retry=FAST, poll_interval=0.05)
+    bus.subscribe(["t"], "g", failing)
+    await bus.start()
+    await bus.publish(msg(1))
+    await bus.publish(msg(2))
+    await eventually(lambda: len(after) == 1)  # the next message is not blocked
+    dead = await bus.read("t.dlq")
+    await bus.stop()
+    assert calls == calls_expected
+    assert len(dead) == 1
+    headers = dead[0].headers
+    assert headers["x-error-type"] == error.__name__
+    assert headers["x-error-message"] == "cannot handle"
+    assert headers["x-original-topic"] == "t"
+    assert headers["x-attempts"] == str(calls_expected)
+    assert headers["x-consumer-group"] == "g"
+    assert dead[0].value == b"value-1" and dead[0].key == "key-1"
+
+
+async def test_a_restarted_consumer_resumes_from_its_committed_offset(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message.value)
+
+    first = EmbeddedBus(tmp_path, retry=FAST, poll_interval=0.05)
+    first.subscribe(["t"], "g", handle)
+    await first.start()
+    for n in range(3):
+        await first.publish(msg(n))
+    await eventually(lambda: len(seen) == 3)
+    await first.stop()
+
+    # Published while the consumer is down: kept in the log.
+    producer = EmbeddedBus(tmp_path)
+    await producer.start()
+    for n in range(3, 5):
+        await producer.publish(msg(n))
+    await producer.stop()
+
+    second = EmbeddedBus(tmp_path, retry=FAST, poll_interval=0.05)
+    second.subscribe(["t"], "g", handle)
+    await second.start()
+    await eventually(lambda: len(seen) == 5)
+    await asyncio.sleep(0.1)
+    await second.stop()
+    assert seen == [f"value-{n}".encode() for n in range(5)]
+
+
+async def test_ping_reflects_the_log(tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path)
+    assert not await bus.ping()
+    await bus.start()
+    assert await bus.ping()
+    await bus.stop()
+    assert not await bus.ping()

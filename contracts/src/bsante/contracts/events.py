@@ -1,0 +1,62 @@
+"""Integration event payloads. Each class is one (event_type, schema_version).
+
+Payloads carry identifiers and states, not identity traits: a consumer that needs a patient's
+names asks the patient service, so personal data does not spread over the bus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bsante.contracts import topics
+from bsante.contracts.registry import EventSpec, registry
+
+
+class Payload(BaseModel):
+    """Consumers ignore fields they do not know (forward compatibility)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int]
+    topic: ClassVar[str]
+
+
+P = TypeVar("P", bound=type[Payload])
+
+
+def event(topic: str, version: int = 1) -> Callable[[P], P]:
+    """Register a payload class under its class name as event type."""
+
+    def wrap(cls: P) -> P:
+        cls.event_type = cls.__name__
+        cls.schema_version = version
+        cls.topic = topic
+        registry.register(EventSpec(cls.__name__, version, topic, cls, (cls.__doc__ or "").strip()))
+        return cls
+
+    return wrap
+
+
+IdentityStatus = Literal["provisoire", "recuperee", "validee", "qualifiee"]
+
+
+@event(topics.PATIENT)
+class PatientCreated(Payload):
+    """A patient record was created in a structure."""
+
+    patient_id: uuid.UUID
+    identity_status: IdentityStatus
+    created_by: str = Field(description="User id of the author")
+
+
+@event(topics.IDENTITY)
+class UserLoggedIn(Payload):
+    """A user opened a session (password or CPS card)."""
+
+    user_id: str
+    method: Literal["password", "cps"]

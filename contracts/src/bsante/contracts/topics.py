@@ -1,0 +1,16 @@
+"""Topic names: one per producing service, keyed by the aggregate id (`subject_id`)."""
+
+from typing import Final
+
+IDENTITY: Final = "bsante.identity.v1"
+PATIENT: Final = "bsante.patient.v1"
+SLA_MONITOR: Final = "bsante.sla-monitor.v1"
+
+ALL: Final = (IDENTITY, PATIENT, SLA_MONITOR)
+
+DLQ_SUFFIX: Final = ".dlq"
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of a topic."""
+    return topic + DLQ_SUFFIX

@@ -1,0 +1,1 @@
+"""The whole platform in one process on the embedded adapters (`make run`)."""

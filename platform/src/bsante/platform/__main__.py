@@ -1,0 +1,54 @@
+"""`python -m bsante.platform`: start every service and the gateway in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from bsante.chassis.logging import configure_logging
+from bsante.chassis.tracing import configure_tracing
+from bsante.platform.embedded import build_platform
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--data", default="var", help="Directory of the SQLite files and bus log")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    configure_logging(args.log_level)
+    configure_tracing("bsante-platform")
+    base = f"http://{args.host}:{args.port}"
+    app = build_platform(Path(args.data), public_url=base)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    print(
+        "\nBureautique Santé — embedded platform\n"
+        f"  API gateway        {base}/api/...\n"
+        f"  OpenAPI document   {base}/openapi.json   (Swagger UI: {base}/docs)\n"
+        f"  AsyncAPI document  {base}/asyncapi.json\n"
+        f"  data directory     {Path(args.data).resolve()}\n"
+        "  demo login         admin@tilleuls.demo / Tilleuls-Demo-2026\n"
+        "  Ctrl-C stops cleanly.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    asyncio.run(server.serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

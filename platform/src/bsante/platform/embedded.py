@@ -1,0 +1,43 @@
+"""Compose identity, patient, sla-monitor and the gateway on SQLite files and the embedded log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from bsante.chassis.service import Service
+from bsante.gateway.app import build_embedded
+from bsante.gateway.settings import GatewaySettings
+from bsante.identity.app import build as build_identity
+from bsante.identity.settings import IdentitySettings
+from bsante.patient.app import build as build_patient
+from bsante.patient.settings import PatientSettings
+from bsante.sla_monitor.app import build as build_sla_monitor
+from bsante.sla_monitor.settings import SlaMonitorSettings
+
+
+def build_services(data: Path) -> dict[str, Service]:
+    data = data.resolve()
+    bus = f"embedded://{data}"
+
+    def store(name: str) -> str:
+        return f"sqlite:///{data / (name + '.db')}"
+
+    identity = build_identity(IdentitySettings(store_url=store("identity"), bus_url=bus))
+
+    async def jwks() -> dict[str, Any]:
+        # In one process, services read identity's public keys directly.
+        return {"keys": [k.public_jwk() for k in identity.app.state.signing_keys]}
+
+    patient = build_patient(PatientSettings(store_url=store("patient"), bus_url=bus), jwks=jwks)
+    sla = build_sla_monitor(
+        SlaMonitorSettings(store_url=store("sla-monitor"), bus_url=bus), jwks=jwks
+    )
+    return {"identity": identity, "patient": patient, "sla-monitor": sla}
+
+
+def build_platform(data: Path, *, public_url: str = "") -> FastAPI:
+    services = build_services(data)
+    return build_embedded(GatewaySettings(), services)

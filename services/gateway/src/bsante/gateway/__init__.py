@@ -1,0 +1,1 @@
+"""Public HTTP entry of the platform: routing, aggregated OpenAPI, contracts."""

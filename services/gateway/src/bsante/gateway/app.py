@@ -1,0 +1,199 @@
+"""The gateway app, in both topologies.
+
+Embedded: every service's app is mounted in-process under /api/<service>.
+Distributed: /api/<service>/... is reverse-proxied to the service's URL.
+The public paths are the same in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from bsante.chassis.errors import install_problem_handlers, problem
+from bsante.chassis.http import RequestContextMiddleware
+from bsante.chassis.metrics import metrics_endpoint
+from bsante.chassis.service import Service
+from bsante.chassis.tracing import inject_headers
+from bsante.gateway import openapi
+from bsante.gateway.settings import GatewaySettings
+
+TITLE = "Bureautique Santé API"
+VERSION = "0.1.0"
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+def asyncapi_document() -> dict[str, Any]:
+    text = resources.files("bsante.contracts").joinpath("asyncapi.json").read_text()
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def _base_app(
+    settings: GatewaySettings,
+    lifespan: Callable[[FastAPI], Any] | None,
+    openapi_source: Callable[[], Awaitable[dict[str, dict[str, Any]]]],
+    readiness: Callable[[], Awaitable[dict[str, bool]]],
+) -> FastAPI:
+    app = FastAPI(
+        title=TITLE,
+        version=VERSION,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, service="gateway", max_body_bytes=settings.max_body_bytes
+    )
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "live", "service": "gateway"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> Response:
+        checks = await readiness()
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "service": "gateway", "checks": checks})
+        failing = sorted(name for name, ok in checks.items() if not ok)
+        return problem(
+            503,
+            "Not ready: " + ", ".join(failing),
+            kind="not-ready",
+            errors=[{"field": name, "message": "not ready"} for name in failing],
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(openapi.merge(TITLE, VERSION, await openapi_source()))
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(asyncapi_document())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=TITLE)
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return app
+
+
+def build_embedded(settings: GatewaySettings, services: dict[str, Service]) -> FastAPI:
+    """One process: the gateway's lifespan starts and stops every service it mounts."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        started: list[Service] = []
+        try:
+            for svc in services.values():
+                await svc.start()
+                started.append(svc)
+            yield
+        finally:
+            for svc in reversed(started):
+                await svc.stop()
+
+    async def documents() -> dict[str, dict[str, Any]]:
+        return {name: svc.app.openapi() for name, svc in services.items()}
+
+    async def readiness() -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        for name, svc in services.items():
+            checks[name] = await svc.store.ping() and await svc.bus.ping()
+        return checks
+
+    app = _base_app(settings, lifespan, documents, readiness)
+    for name, svc in services.items():
+        app.mount(f"/api/{name}", svc.app)
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    return app
+
+
+def build_proxy(settings: GatewaySettings) -> FastAPI:
+    """Distributed: forward /api/<service>/<path> to the service's base URL."""
+    client = httpx.AsyncClient(timeout=settings.proxy_timeout_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def fetch_json(url: str) -> dict[str, Any] | None:
+        try:
+            response = await client.get(url, timeout=5.0)
+            if response.status_code == 200:
+                result: dict[str, Any] = response.json()
+                return result
+        except httpx.HTTPError:
+            pass
+        return None
+
+    async def documents() -> dict[str, dict[str, Any]]:
+        names = list(settings.services)
+        found = await asyncio.gather(
+            *(fetch_json(settings.services[n].rstrip("/") + "/openapi.json") for n in names)
+        )
+        return {n: doc for n, doc in zip(names, found, strict=True) if doc is not None}
+
+    async def readiness() -> dict[str, bool]:
+        names = list(settings.services)
+        found = await asyncio.gather(
+            *(fetch_json(settings.services[n].rstrip("/") + "/health/ready") for n in names)
+        )
+        return {n: doc is not None for n, doc in zip(names, found, strict=True)}
+
+    app = _base_app(settings, lifespan, documents, readiness)
+
+    @app.api_route(
+        "/api/{service}/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def forward(service: str, path: str, request: Request) -> Response:
+        base = settings.services.get(service)
+        if base is None:
+            return problem(404, f"No service named {service!r}")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = inject_headers(headers)
+        try:
+            upstream = await client.request(
+                request.method,
+                f"{base.rstrip('/')}/{path}",
+                params=request.query_params,
+                headers=headers,
+                content=await request.body(),
+            )
+        except httpx.HTTPError:
+            return problem(503, f"The {service} service is unreachable", kind="upstream-down")
+        kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+        kept.pop("content-encoding", None)
+        return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    return app

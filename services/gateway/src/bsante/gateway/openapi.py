@@ -1,0 +1,45 @@
+"""One OpenAPI document for the front-end teams, merged from every service's own."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+REF = "#/components/schemas/"
+
+
+def _prefix_schema_names(document: dict[str, Any], prefix: str) -> dict[str, Any]:
+    text = json.dumps(document).replace(f'"{REF}', f'"{REF}{prefix}')
+    renamed: dict[str, Any] = json.loads(text)
+    schemas = renamed.get("components", {}).get("schemas", {})
+    renamed.setdefault("components", {})["schemas"] = {prefix + k: v for k, v in schemas.items()}
+    return renamed
+
+
+def merge(title: str, version: str, documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Paths under /api/<service>, schema names prefixed by the service to stay unique."""
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Every error is RFC 9457 application/problem+json.",
+        },
+        "paths": {},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+        "security": [{"bearer": []}],
+        "tags": [],
+    }
+    for name, document in sorted(documents.items()):
+        prefix = "".join(part.capitalize() for part in name.split("-")) + "_"
+        renamed = _prefix_schema_names(document, prefix)
+        for path, item in renamed.get("paths", {}).items():
+            merged["paths"][f"/api/{name}{path}"] = item
+        merged["components"]["schemas"].update(renamed.get("components", {}).get("schemas", {}))
+        merged["tags"].append({"name": name, "description": document["info"]["title"]})
+    return merged

@@ -1,0 +1,1 @@
+"""Bureautique Santé identity service."""

@@ -1,0 +1,1 @@
+"""French health directory identifiers (RPPS, ADELI, FINESS) and the Annuaire Santé extraction."""

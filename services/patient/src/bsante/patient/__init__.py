@@ -1,0 +1,1 @@
+"""Bureautique Santé patient service: patient identity management and identitovigilance."""

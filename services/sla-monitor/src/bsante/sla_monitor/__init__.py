@@ -1,0 +1,1 @@
+"""SLA monitor: probes, incidents, tickets, SLA computation and usage indicators."""

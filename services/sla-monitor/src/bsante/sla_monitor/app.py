@@ -1,0 +1,28 @@
+"""Composition root of the SLA monitor."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from bsante.chassis.auth import JwksSource
+from bsante.chassis.service import Service
+from bsante.sla_monitor.http import router
+from bsante.sla_monitor.settings import SlaMonitorSettings
+from bsante.sla_monitor.usage import subscriptions
+
+
+def build(
+    settings: SlaMonitorSettings | None = None,
+    *,
+    standalone: bool = False,
+    jwks: JwksSource | None = None,
+) -> Service:
+    settings = settings or SlaMonitorSettings()
+    return Service(
+        settings,
+        title="Bureautique Santé — SLA monitor",
+        routers=[router],
+        events=subscriptions(ZoneInfo(settings.timezone)),
+        jwks=jwks,
+        standalone=standalone,
+    )

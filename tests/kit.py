@@ -1,0 +1,61 @@
+"""Helpers for cross-service tests: the embedded platform in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from bsante.chassis.service import Service
+from bsante.gateway.app import build_embedded
+from bsante.gateway.settings import GatewaySettings
+from bsante.platform.embedded import build_services
+
+TILLEULS = ("admin@tilleuls.demo", "Tilleuls-Demo-2026")
+VAL = ("admin@val.demo", "ValDuSoin-Demo-2026")
+PATIENT = {"birth_name": "DUPONT", "first_name": "Marie", "sex": "F", "birth_date": "1941-03-02"}
+
+
+@dataclass
+class Platform:
+    client: httpx.AsyncClient
+    services: dict[str, Service]
+    data: Path
+
+    async def login(self, credentials: tuple[str, str] = TILLEULS) -> dict[str, str]:
+        response = await self.client.post(
+            "/api/identity/auth/token",
+            json={"username": credentials[0], "password": credentials[1]},
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def create_patient(self, headers: dict[str, str], **traits: Any) -> httpx.Response:
+        return await self.client.post(
+            "/api/patient/patients", json={**PATIENT, **traits}, headers=headers
+        )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+    services = build_services(tmp_path)
+    app = build_embedded(GatewaySettings(max_body_bytes=64 * 1024), services)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
+            yield Platform(client, services, tmp_path)
