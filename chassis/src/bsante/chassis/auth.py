@@ -21,6 +21,7 @@ from fastapi import Depends, Header, Request
 from jwt.algorithms import OKPAlgorithm
 
 from bsante.chassis.errors import Forbidden, Unauthorized
+from bsante.contracts.permissions import Action, is_allowed
 
 ALGORITHM = "EdDSA"
 
@@ -185,3 +186,14 @@ async def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def allowed(action: Action) -> Any:
+    """Dependency: the caller, if the habilitation matrix lets them do `action`; else 403."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not is_allowed(principal.roles, principal.profession, action):
+            raise Forbidden(f"Your role does not allow: {action.value}")
+        return principal
+
+    return Depends(check)

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bsante.chassis import context
@@ -16,8 +17,11 @@ from bsante.chassis.metrics import HTTP_LATENCY, HTTP_REQUESTS
 log = structlog.get_logger("bsante.http")
 
 
-class BodyTooLarge(Exception):  # noqa: N818
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from `receive`: an HTTPException, so FastAPI's body parsing lets it through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds {limit} bytes")
 
 
 class RequestContextMiddleware:
@@ -60,7 +64,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body_bytes)
             return message
 
         response_started = False

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -20,7 +21,7 @@ from bsante.chassis.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, OUTBOX_FAI
 from bsante.chassis.store import OutboxRecord, Store, Transaction
 from bsante.chassis.tracing import extract_context, inject_headers
 from bsante.contracts.envelope import Envelope
-from bsante.contracts.events import Payload
+from bsante.contracts.events import AccessAction, PatientDataAccessed, Payload
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("bsante.chassis.messaging")
@@ -65,6 +66,32 @@ class UnitOfWork:
         )
         self.events.append(envelope)
         return envelope
+
+    async def audit(
+        self,
+        *,
+        user_id: str,
+        acting_structure: str,
+        patient_id: str,
+        action: AccessAction,
+        resource: str,
+    ) -> None:
+        """Record an access to patient data, in the same transaction as the access itself."""
+        await self.emit(
+            PatientDataAccessed(
+                user_id=user_id,
+                acting_structure=acting_structure,
+                patient_id=patient_id,
+                action=action,
+                resource=resource,
+                service=self._producer,
+                at=datetime.now(UTC),
+                request_id=context.request_id.get(),
+                client_address=context.client_address.get(),
+            ),
+            structure_id=acting_structure,
+            subject_id=patient_id,
+        )
 
     async def claim(self, group: str, envelope: Envelope) -> bool:
         """Inbox: False when this group already handled the event (then do nothing)."""

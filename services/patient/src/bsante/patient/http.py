@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from bsante.chassis.auth import CurrentPrincipal
+from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
 from bsante.chassis.service import Service
 from bsante.contracts.events import PatientCreated
+from bsante.contracts.permissions import Action
 from bsante.patient import repository
 from bsante.patient.domain import IdentityStatus, IdentityTraits, new_patient
 
@@ -25,6 +26,8 @@ def service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(service)]
+Reader = Annotated[Principal, allowed(Action.READ_PATIENT)]
+Editor = Annotated[Principal, allowed(Action.EDIT_PATIENT)]
 
 
 class PatientOut(BaseModel):
@@ -63,7 +66,7 @@ def _parse_if_match(value: str | None) -> int:
 
 @router.post("", status_code=201, response_model=PatientOut)
 async def create_patient(
-    traits: IdentityTraits, principal: CurrentPrincipal, svc: ServiceDep, response: Response
+    traits: IdentityTraits, principal: Editor, svc: ServiceDep, response: Response
 ) -> PatientOut:
     patient = new_patient(principal.acting_structure, traits, principal.user_id)
     async with svc.messaging.unit_of_work() as uow:
@@ -77,6 +80,13 @@ async def create_patient(
             structure_id=patient.structure_id,
             subject_id=str(patient.id),
         )
+        await uow.audit(
+            user_id=principal.user_id,
+            acting_structure=principal.acting_structure,
+            patient_id=str(patient.id),
+            action="create",
+            resource="patient",
+        )
     response.headers["ETag"] = _etag(version)
     response.headers["Location"] = f"patients/{patient.id}"
     return PatientOut(**patient.model_dump(), version=version)
@@ -84,12 +94,20 @@ async def create_patient(
 
 @router.get("/{patient_id}", response_model=PatientOut)
 async def read_patient(
-    patient_id: uuid.UUID, principal: CurrentPrincipal, svc: ServiceDep, response: Response
+    patient_id: uuid.UUID, principal: Reader, svc: ServiceDep, response: Response
 ) -> PatientOut:
     found = await repository.get(svc.store, principal.acting_structure, str(patient_id))
     if found is None:
         raise NotFound("No such patient")
     patient, version = found
+    async with svc.messaging.unit_of_work() as uow:
+        await uow.audit(
+            user_id=principal.user_id,
+            acting_structure=principal.acting_structure,
+            patient_id=str(patient.id),
+            action="read",
+            resource="patient",
+        )
     response.headers["ETag"] = _etag(version)
     return PatientOut(**patient.model_dump(), version=version)
 
@@ -98,7 +116,7 @@ async def read_patient(
 async def correct_traits(
     patient_id: uuid.UUID,
     traits: IdentityTraits,
-    principal: CurrentPrincipal,
+    principal: Editor,
     svc: ServiceDep,
     response: Response,
     if_match: Annotated[str | None, Header(max_length=50)] = None,
@@ -111,5 +129,12 @@ async def correct_traits(
     updated = patient.model_copy(update={"traits": traits, "updated_at": datetime.now(UTC)})
     async with svc.messaging.unit_of_work() as uow:
         version = await repository.save(uow.tx, updated, expected)
+        await uow.audit(
+            user_id=principal.user_id,
+            acting_structure=principal.acting_structure,
+            patient_id=str(patient.id),
+            action="update",
+            resource="patient",
+        )
     response.headers["ETag"] = _etag(version)
     return PatientOut(**updated.model_dump(), version=version)

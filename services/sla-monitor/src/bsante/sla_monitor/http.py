@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from bsante.chassis.auth import CurrentPrincipal
+from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import DomainError
 from bsante.chassis.service import Service
+from bsante.contracts.permissions import Action
 from bsante.sla_monitor import usage
 
 router = APIRouter(prefix="/usage", tags=["usage"])
@@ -31,12 +32,13 @@ class UsageIndicator(BaseModel):
 @router.get("/patients-created", response_model=UsageIndicator)
 async def patients_created(
     request: Request,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, allowed(Action.VIEW_SLA)],
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> UsageIndicator:
     """Patients created per local day in the acting structure (default: the last 30 days)."""
-    today = datetime.now(UTC).date()
+    svc: Service = request.app.state.service
+    today = datetime.now(svc.settings.timezone_info).date()  # type: ignore[attr-defined]
     end = end or today
     start = start or end - timedelta(days=29)
     if start > end:
@@ -48,7 +50,6 @@ async def patients_created(
             "The period is limited to 366 days",
             errors=[{"field": "from", "message": "period longer than 366 days"}],
         )
-    svc: Service = request.app.state.service
     rows = await usage.daily(
         svc.store, principal.acting_structure, usage.PATIENTS_CREATED, start, end
     )

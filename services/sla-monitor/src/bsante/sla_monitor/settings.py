@@ -1,5 +1,7 @@
 """SLA monitor settings (env prefix SLA_MONITOR_)."""
 
+from zoneinfo import ZoneInfo
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -13,3 +15,7 @@ class SlaMonitorSettings(ServiceSettings):
     store_url: str = "sqlite:///var/sla-monitor.db"
     port: int = 8083
     timezone: str = Field("Europe/Paris", description="Days of usage indicators are local days")
+
+    @property
+    def timezone_info(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,4 +1,6 @@
-"""Integration event payloads. Each class is one (event_type, schema_version).
+"""Integration event payloads, one module per producing service.
+
+Each class is one (event_type, schema_version).
 
 Payloads carry identifiers and states, not identity traits: a consumer that needs a patient's
 names asks the patient service, so personal data does not spread over the bus.
@@ -6,13 +8,11 @@ names asks the patient service, so personal data does not spread over the bus.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from bsante.contracts import topics
 from bsante.contracts.registry import EventSpec, registry
 
 
@@ -40,23 +40,3 @@ def event(topic: str, version: int = 1) -> Callable[[P], P]:
         return cls
 
     return wrap
-
-
-IdentityStatus = Literal["provisoire", "recuperee", "validee", "qualifiee"]
-
-
-@event(topics.PATIENT)
-class PatientCreated(Payload):
-    """A patient record was created in a structure."""
-
-    patient_id: uuid.UUID
-    identity_status: IdentityStatus
-    created_by: str = Field(description="User id of the author")
-
-
-@event(topics.IDENTITY)
-class UserLoggedIn(Payload):
-    """A user opened a session (password or CPS card)."""
-
-    user_id: str
-    method: Literal["password", "cps"]

@@ -1,0 +1,48 @@
+"""The habilitation matrix (role x action), loaded from `habilitations.json`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+class Action(StrEnum):
+    READ_PATIENT = "read_patient"
+    EDIT_PATIENT = "edit_patient"
+    FILL_FORM = "fill_form"
+    DRAFT_DOCUMENT = "draft_document"
+    SIGN_DOCUMENT = "sign_document"
+    SEND_DMP = "send_dmp"
+    SEND_MSSANTE = "send_mssante"
+    MANAGE_USERS = "manage_users"
+    MANAGE_STRUCTURE = "manage_structure"
+    VIEW_SLA = "view_sla"
+    MANAGE_TICKETS = "manage_tickets"
+    VIEW_AUDIT = "view_audit"
+
+
+@cache
+def matrix() -> dict[str, Any]:
+    text = resources.files("bsante.contracts").joinpath("habilitations.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    unknown = {a for acts in data["roles"].values() for a in acts} - {a.value for a in Action}
+    if unknown or set(data["actions"]) != {a.value for a in Action}:
+        raise ValueError(f"habilitation matrix out of step with Action: {sorted(unknown)}")
+    return data
+
+
+def roles() -> list[str]:
+    return sorted(matrix()["roles"])
+
+
+def is_allowed(granted_roles: Iterable[str], profession: str | None, action: Action) -> bool:
+    """True when one of the roles, or the profession's default role, allows the action."""
+    data = matrix()
+    effective = set(granted_roles)
+    if profession and profession in data["professions"]:
+        effective.add(data["professions"][profession])
+    return any(action.value in data["roles"].get(role, ()) for role in effective)

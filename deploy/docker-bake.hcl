@@ -1,0 +1,39 @@
+# Build the four service images: `docker buildx bake -f deploy/docker-bake.hcl` (from the repo root).
+# One target: `docker buildx bake -f deploy/docker-bake.hcl patient`.
+
+variable "TAG" {
+  default = "dev"
+}
+
+group "default" {
+  targets = ["identity", "patient", "sla-monitor", "gateway"]
+}
+
+target "_service" {
+  context    = "."
+  dockerfile = "deploy/Dockerfile"
+}
+
+target "identity" {
+  inherits = ["_service"]
+  args     = { SERVICE = "identity", MODULE = "bsante.identity" }
+  tags     = ["bsante/identity:${TAG}"]
+}
+
+target "patient" {
+  inherits = ["_service"]
+  args     = { SERVICE = "patient", MODULE = "bsante.patient" }
+  tags     = ["bsante/patient:${TAG}"]
+}
+
+target "sla-monitor" {
+  inherits = ["_service"]
+  args     = { SERVICE = "sla-monitor", MODULE = "bsante.sla_monitor" }
+  tags     = ["bsante/sla-monitor:${TAG}"]
+}
+
+target "gateway" {
+  inherits = ["_service"]
+  args     = { SERVICE = "gateway", MODULE = "bsante.gateway" }
+  tags     = ["bsante/gateway:${TAG}"]
+}

@@ -1,0 +1,1 @@
+"""Pure domain code of the forms service: AGGIR/MMS scoring, vital signs, surveillance charts."""

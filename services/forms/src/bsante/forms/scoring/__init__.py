@@ -1,0 +1,1 @@
+"""Clinical scores: AGGIR grid (GIR 1-6) and MMS GRECO (/30)."""
