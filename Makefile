@@ -15,7 +15,7 @@ $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources
+	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark
 	touch $@
 
 install: $(VENV)/.installed
@@ -38,7 +38,7 @@ test: dev lint typecheck
 	$(VENV)/bin/pytest -q
 
 bench: dev
-	$(PY) -m pytest -q -p no:cacheprovider bench
+	$(VENV)/bin/pytest -q -p no:cacheprovider bench --benchmark-columns=min,mean,max,rounds
 
 clean:
 	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench` (not by `make test`): figures, not pass/fail timings."""
