@@ -41,6 +41,7 @@ async def test_one_trace_from_the_http_request_to_the_consumer(platform: Platfor
 
 
 async def test_logs_of_a_patient_creation_hold_no_identity_traits(platform: Platform) -> None:
+    configure_tracing("test")
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream)
     try:

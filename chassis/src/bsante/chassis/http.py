@@ -74,11 +74,13 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-correlation-id", cid.encode("latin-1")),
-                    (b"x-request-id", rid.encode("latin-1")),
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [
+                    (name, value.encode("latin-1"))
+                    for name, value in ((b"x-correlation-id", cid), (b"x-request-id", rid))
+                    if name not in present  # a mounted app already set them
                 ]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:

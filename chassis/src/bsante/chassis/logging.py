@@ -103,22 +103,42 @@ def add_context(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutabl
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """JSON lines on stdout; the service name is bound per logger (`get_logger(service=...)`)."""
+    """JSON lines on stdout, for structlog and standard-library loggers alike."""
+    out = stream or sys.stdout
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_context,
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            add_context,
+            *shared,
             structlog.processors.format_exc_info,
             redact,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the standard library go through the same redaction.
-    logging.basicConfig(level=level.upper(), stream=stream or sys.stdout, format="%(message)s")
-    for noisy in ("uvicorn.access", "aiokafka", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Libraries (uvicorn, aiokafka, ...) log through the standard library: same redaction, JSON.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # These log statement parameters and payloads at DEBUG: patient data that no pattern
+    # could recognise. They stay at WARNING whatever the service's level.
+    for chatty in ("uvicorn.access", "aiokafka", "httpx", "httpcore", "aiosqlite", "pymongo"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

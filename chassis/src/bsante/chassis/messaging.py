@@ -157,7 +157,9 @@ class Messaging:
                     await self.bus.publish(Message(record.topic, record.key, record.value, headers))
             except Exception as error:
                 OUTBOX_FAILURES.labels(self.service).inc()
-                log.warning("outbox_publish_failed", error_type=type(error).__name__)
+                log.warning(
+                    "outbox_publish_failed", service=self.service, error_type=type(error).__name__
+                )
                 await self.store.outbox_mark_failed(record.event_id, type(error).__name__)
                 raise
             finally:
@@ -244,6 +246,7 @@ class EventRouter:
         if not trace.get_current_span().get_span_context().is_valid:
             parent = extract_context(message.headers)
         cid_token = context.correlation_id.set(envelope.correlation_id)
+        bound = structlog.contextvars.bind_contextvars(service=self.service)
         try:
             with tracer.start_as_current_span(
                 f"{envelope.event_type} process",
@@ -264,4 +267,5 @@ class EventRouter:
                 EVENTS_CONSUMED.labels(self.service, envelope.event_type, "handled").inc()
                 log.info("event_handled", event_type=envelope.event_type, group=group)
         finally:
+            structlog.contextvars.reset_contextvars(**bound)
             context.correlation_id.reset(cid_token)

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     configure_tracing("bsante-platform")
     base = f"http://{args.host}:{args.port}"
-    app = build_platform(Path(args.data), public_url=base)
+    app = build_platform(Path(args.data))
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    asyncio.run(server.serve())
+    try:
+        asyncio.run(server.serve())
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it captured once the services have stopped cleanly.
+        pass
+    print("Bureautique Santé stopped.", file=sys.stderr, flush=True)
     return 0
 
 

@@ -38,6 +38,6 @@ def build_services(data: Path) -> dict[str, Service]:
     return {"identity": identity, "patient": patient, "sla-monitor": sla}
 
 
-def build_platform(data: Path, *, public_url: str = "") -> FastAPI:
+def build_platform(data: Path) -> FastAPI:
     services = build_services(data)
     return build_embedded(GatewaySettings(), services)
