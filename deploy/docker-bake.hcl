@@ -1,4 +1,4 @@
-# Build the four service images: `docker buildx bake -f deploy/docker-bake.hcl` (from the repo root).
+# Build the five service images: `docker buildx bake -f deploy/docker-bake.hcl` (from the repo root).
 # One target: `docker buildx bake -f deploy/docker-bake.hcl patient`.
 
 variable "TAG" {
@@ -6,7 +6,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["identity", "patient", "sla-monitor", "gateway"]
+  targets = ["identity", "patient", "sla-monitor", "forms", "gateway"]
 }
 
 target "_service" {
@@ -30,6 +30,12 @@ target "sla-monitor" {
   inherits = ["_service"]
   args     = { SERVICE = "sla-monitor", MODULE = "bsante.sla_monitor" }
   tags     = ["bsante/sla-monitor:${TAG}"]
+}
+
+target "forms" {
+  inherits = ["_service"]
+  args     = { SERVICE = "forms", MODULE = "bsante.forms" }
+  tags     = ["bsante/forms:${TAG}"]
 }
 
 target "gateway" {

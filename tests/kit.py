@@ -19,7 +19,12 @@ from bsante.platform.embedded import build_services
 
 TILLEULS = ("admin@tilleuls.demo", "Tilleuls-Demo-2026")
 VAL = ("admin@val.demo", "ValDuSoin-Demo-2026")
-PATIENT = {"birth_name": "DUPONT", "first_name": "Marie", "sex": "F", "birth_date": "1941-03-02"}
+PATIENT = {
+    "birth_name": "DUPONT",
+    "birth_given_names": "Marie",
+    "sex": "F",
+    "birth_date": "1941-03-02",
+}
 
 
 @dataclass

@@ -87,11 +87,23 @@ def usage_total(base: str, headers: dict[str, str], expected: int) -> int:
     return total
 
 
-PATIENT = {"birth_name": "DURAND", "first_name": "Paul", "sex": "M", "birth_date": "1938-07-14"}
+PATIENT = {
+    "birth_name": "DURAND",
+    "birth_given_names": "Paul",
+    "sex": "M",
+    "birth_date": "1938-07-14",
+}
 
 
-def create_patient(base: str, headers: dict[str, str]) -> dict[str, object]:
-    response = httpx.post(f"{base}/api/patient/patients", json=PATIENT, headers=headers, timeout=10)
+def create_patient(
+    base: str, headers: dict[str, str], birth_name: str = "DURAND"
+) -> dict[str, object]:
+    response = httpx.post(
+        f"{base}/api/patient/patients",
+        json={**PATIENT, "birth_name": birth_name},
+        headers=headers,
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
     return body
@@ -129,7 +141,7 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         found = httpx.get(f"{base}/api/patient/patients/{patient['id']}", headers=headers)
         assert found.status_code == 200, "data persisted across the restart"
         assert usage_total(base, headers, 1) == 1, "no event consumed twice after the restart"
-        create_patient(base, headers)
+        create_patient(base, headers, birth_name="LEGRAND")
         assert usage_total(base, headers, 2) == 2
         code, _, err = stop(again)
         assert code == 0, err

@@ -115,15 +115,20 @@ async def test_a_stale_write_gets_409_and_changes_nothing(platform: Platform) ->
     headers = await platform.login()
     created = (await platform.create_patient(headers)).json()
     url = f"/api/patient/patients/{created['id']}/traits"
-    traits = {"birth_name": "DUPONT", "first_name": "Maria", "sex": "F", "birth_date": "1941-03-02"}
+    traits = {
+        "birth_name": "DUPONT",
+        "birth_given_names": "Maria",
+        "sex": "F",
+        "birth_date": "1941-03-02",
+    }
     first = await platform.client.put(url, json=traits, headers={**headers, "If-Match": '"1"'})
     assert first.status_code == 200 and first.headers["etag"] == '"2"'
     stale = await platform.client.put(
-        url, json={**traits, "first_name": "Mary"}, headers={**headers, "If-Match": '"1"'}
+        url, json={**traits, "birth_given_names": "Mary"}, headers={**headers, "If-Match": '"1"'}
     )
     assert stale.status_code == 409
     assert stale.headers["content-type"] == "application/problem+json"
     current = await platform.client.get(f"/api/patient/patients/{created['id']}", headers=headers)
-    assert current.json()["traits"]["first_name"] == "Maria"
+    assert current.json()["traits"]["first_birth_given_name"] == "Maria"
     missing = await platform.client.put(url, json=traits, headers=headers)
     assert missing.status_code == 428

@@ -182,3 +182,19 @@ async def test_concurrent_writers_serialise_without_losing_updates(store: Store)
 
 async def test_ping(store: Store) -> None:
     assert await store.ping()
+
+
+async def test_get_many_returns_the_committed_documents_found(store: Store) -> None:
+    async with store.transaction() as tx:
+        for n in range(3):
+            await tx.insert("bulk", f"d{n}", {"n": n})
+        await tx.update("bulk", "d1", {"n": 10}, expected_version=1)
+    found = await store.get_many("bulk", ["d0", "d1", "missing", "d0"])
+    assert set(found) == {"d0", "d1"}
+    assert found["d1"].version == 2 and found["d1"].data == {"n": 10}
+    assert await store.get_many("bulk", []) == {}
+    many = [f"x{n}" for n in range(1200)]  # more than one SQL chunk
+    async with store.transaction() as tx:
+        for doc_id in many:
+            await tx.insert("bulk", doc_id, {})
+    assert len(await store.get_many("bulk", many)) == 1200

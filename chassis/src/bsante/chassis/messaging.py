@@ -179,8 +179,11 @@ class Messaging:
             except Exception:
                 await asyncio.sleep(self._relay_backoff)
                 continue
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
+            # that stop() sends when the event fires at the same moment (CPython gh-86296).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
 
     # -- consumers ----------------------------------------------------------------------------
 

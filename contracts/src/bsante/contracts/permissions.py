@@ -23,6 +23,8 @@ class Action(StrEnum):
     VIEW_SLA = "view_sla"
     MANAGE_TICKETS = "manage_tickets"
     VIEW_AUDIT = "view_audit"
+    MANAGE_DIRECTORY = "manage_directory"
+    MANAGE_PLATFORM = "manage_platform"
 
 
 @cache
@@ -37,6 +39,19 @@ def matrix() -> dict[str, Any]:
 
 def roles() -> list[str]:
     return sorted(matrix()["roles"])
+
+
+def grantable_roles() -> list[str]:
+    """Roles a structure administrator may grant (platform roles are not a structure's)."""
+    return sorted(set(matrix()["roles"]) - set(matrix().get("platform_roles", ())))
+
+
+def default_role(profession: str | None) -> str | None:
+    """The role a profession (TRE_G15 code, or STAFF) brings by itself, if any."""
+    if profession is None:
+        return None
+    role: str | None = matrix()["professions"].get(profession)
+    return role
 
 
 def is_allowed(granted_roles: Iterable[str], profession: str | None, action: Action) -> bool:

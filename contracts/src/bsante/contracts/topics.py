@@ -5,10 +5,12 @@ from typing import Final
 IDENTITY: Final = "bsante.identity.v1"
 PATIENT: Final = "bsante.patient.v1"
 SLA_MONITOR: Final = "bsante.sla-monitor.v1"
+FORMS: Final = "bsante.forms.v1"
+CARD_BRIDGE: Final = "bsante.card-bridge.v1"
 # Access-audit records, produced by every service that touches patient data, kept by identity.
 AUDIT: Final = "bsante.audit.v1"
 
-ALL: Final = (IDENTITY, PATIENT, SLA_MONITOR, AUDIT)
+ALL: Final = (IDENTITY, PATIENT, SLA_MONITOR, FORMS, CARD_BRIDGE, AUDIT)
 
 DLQ_SUFFIX: Final = ".dlq"
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from bsante.chassis.service import Service
+from bsante.forms.app import build as build_forms
+from bsante.forms.settings import FormsSettings
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.identity.app import build as build_identity
@@ -35,7 +38,13 @@ def build_services(data: Path) -> dict[str, Service]:
     sla = build_sla_monitor(
         SlaMonitorSettings(store_url=store("sla-monitor"), bus_url=bus), jwks=jwks
     )
-    return {"identity": identity, "patient": patient, "sla-monitor": sla}
+    # forms asks the patient service about patients; in one process, straight to its app.
+    forms = build_forms(
+        FormsSettings(store_url=store("forms"), bus_url=bus, patient_url="http://patient"),
+        jwks=jwks,
+        patient_transport=httpx.ASGITransport(app=patient.app),
+    )
+    return {"identity": identity, "patient": patient, "sla-monitor": sla, "forms": forms}
 
 
 def build_platform(data: Path) -> FastAPI:

@@ -201,8 +201,11 @@ class EmbeddedBus(EventBus):
                         break
                     await self._commit(conn, sub.group, message)
                 if len(rows) < self.batch_size:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
+                    # that stop() sends when the event fires at the same moment (CPython gh-86296).
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.poll_interval)
+                        async with asyncio.timeout(self.poll_interval):
+                            await wake.wait()
         finally:
             self._signal.waiters.discard(wake)
             await conn.close()

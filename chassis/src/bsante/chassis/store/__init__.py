@@ -128,6 +128,15 @@ class Store(ABC):
     @abstractmethod
     async def get(self, collection: str, doc_id: str) -> Document | None: ...
 
+    async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
+        """Committed documents by id (absent ids are left out); adapters fetch them in bulk."""
+        found = {}
+        for doc_id in doc_ids:
+            doc = await self.get(collection, doc_id)
+            if doc is not None:
+                found[doc_id] = doc
+        return found
+
     @abstractmethod
     async def find(self, collection: str, query: Query | None = None) -> list[Document]: ...
 

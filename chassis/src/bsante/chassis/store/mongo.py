@@ -5,7 +5,7 @@ Multi-document transactions need a replica set (a single-node one is enough).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -134,6 +134,10 @@ class MongoStore(Store):
     async def get(self, collection: str, doc_id: str) -> Document | None:
         raw = await self._db[collection].find_one({"_id": doc_id})
         return _document(collection, raw) if raw else None
+
+    async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
+        cursor = self._db[collection].find({"_id": {"$in": list(dict.fromkeys(doc_ids))}})
+        return {str(raw["_id"]): _document(collection, raw) async for raw in cursor}
 
     async def find(self, collection: str, query: Query | None = None) -> list[Document]:
         query = query or Query()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,6 +219,21 @@ class SqliteStore(Store):
         ) as cursor:
             row = await cursor.fetchone()
         return _document(collection, row) if row else None
+
+    async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
+        found: dict[str, Document] = {}
+        ids = list(dict.fromkeys(doc_ids))
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            async with self._r.execute(
+                "SELECT id, version, data FROM documents WHERE collection = ? "
+                f"AND id IN ({', '.join('?' for _ in chunk)})",
+                [collection, *chunk],
+            ) as cursor:
+                for row in await cursor.fetchall():
+                    doc = _document(collection, row)
+                    found[doc.id] = doc
+        return found
 
     async def find(self, collection: str, query: Query | None = None) -> list[Document]:
         query = query or Query()

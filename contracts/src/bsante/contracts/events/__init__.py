@@ -2,8 +2,28 @@
 
 from bsante.contracts.events.audit import AccessAction, PatientDataAccessed
 from bsante.contracts.events.base import Payload, event
-from bsante.contracts.events.identity import UserLoggedIn
-from bsante.contracts.events.patient import IdentityStatus, PatientCreated
+from bsante.contracts.events.card_bridge import VitaleBeneficiary, VitaleCardRead
+from bsante.contracts.events.forms import FormCompleted
+from bsante.contracts.events.identity import (
+    DIRECTORY_TENANT,
+    DirectoryImported,
+    ProfessionalRegistered,
+    RoleGranted,
+    RoleRevoked,
+    SigningKeyRotated,
+    StructureRegistered,
+    UserCreated,
+    UserJoinedStructure,
+    UserLockedOut,
+    UserLoggedIn,
+)
+from bsante.contracts.events.patient import (
+    IdentityStatus,
+    InsQualified,
+    PatientCreated,
+    PatientsMerged,
+    PatientUpdated,
+)
 
 __all__ = [
     "AccessAction",
@@ -11,6 +31,22 @@ __all__ = [
     "IdentityStatus",
     "Payload",
     "PatientCreated",
+    "PatientUpdated",
+    "InsQualified",
+    "PatientsMerged",
+    "VitaleBeneficiary",
+    "VitaleCardRead",
     "UserLoggedIn",
+    "DIRECTORY_TENANT",
+    "DirectoryImported",
+    "ProfessionalRegistered",
+    "RoleGranted",
+    "RoleRevoked",
+    "SigningKeyRotated",
+    "StructureRegistered",
+    "UserCreated",
+    "UserJoinedStructure",
+    "UserLockedOut",
     "event",
+    "FormCompleted",
 ]

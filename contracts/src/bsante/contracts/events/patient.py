@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -20,3 +21,42 @@ class PatientCreated(Payload):
     patient_id: uuid.UUID
     identity_status: IdentityStatus
     created_by: str = Field(description="User id of the author")
+    origin: Literal["manual", "vitale"] | None = Field(
+        default=None, description="How the record was created (absent in early events: manual)"
+    )
+
+
+@event(topics.PATIENT)
+class PatientUpdated(Payload):
+    """A patient's identity, contact data or identity status changed (names not carried)."""
+
+    patient_id: uuid.UUID
+    identity_status: IdentityStatus
+    changes: list[str] = Field(description="What changed: traits, contact, identity_status, ins")
+    updated_by: str = Field(description="User id of the author")
+
+
+@event(topics.PATIENT)
+class InsQualified(Payload):
+    """The patient's identity became qualifiée (RNIV): its INS may now reference health data.
+
+    Raised exactly once per entry into the qualified status. The matricule itself is not
+    carried: consumers that must send it (DMP) read it from the patient service.
+    """
+
+    patient_id: uuid.UUID
+    ins_oid: str = Field(description="OID of the INS assigning authority (NIR, NIA, test)")
+    qualified_by: str = Field(description="User id who completed the qualification")
+    via: Literal["insi", "document"] = Field(
+        description="The step that completed it: INSi recovery or high-trust document check"
+    )
+    qualified_at: datetime
+
+
+@event(topics.PATIENT)
+class PatientsMerged(Payload):
+    """Two records of the same person were merged; the merged one is kept, inactive, as history."""
+
+    kept_patient_id: uuid.UUID
+    merged_patient_id: uuid.UUID
+    merged_by: str = Field(description="User id of the author")

@@ -16,6 +16,7 @@ class GatewaySettings(ServiceSettings):
             "identity": "http://identity:8080",
             "patient": "http://patient:8080",
             "sla-monitor": "http://sla-monitor:8080",
+            "forms": "http://forms:8080",
         },
         description="Service name -> base URL (distributed topology)",
     )

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
 from bsante.identity import keys
-from bsante.identity.http import router
+from bsante.identity.audit import events
+from bsante.identity.cps_login import load_trust
+from bsante.identity.http import routers
 from bsante.identity.seed import seed_demo
 from bsante.identity.settings import IdentitySettings
 
 
 def build(settings: IdentitySettings | None = None, *, standalone: bool = False) -> Service:
     settings = settings or IdentitySettings()
-    state: dict[str, Any] = {"settings": settings, "signing_keys": []}
+    signing_keys: list[keys.SigningKey] = []
+    token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    state: dict[str, Any] = {
+        "settings": settings,
+        # One list shared by the key ring, the JWKS route and in-process verifiers.
+        "signing_keys": signing_keys,
+        "cps_verifier": load_trust(settings),
+    }
 
     async def local_jwks() -> dict[str, Any]:
-        return {"keys": [k.public_jwk() for k in svc.app.state.signing_keys]}
+        return {"keys": [k.public_jwk() for k in await svc.app.state.keyring.current()]}
 
-    async def load_keys(service: Service) -> None:
-        service.app.state.signing_keys = await keys.load_or_create(service.store)
+    async def start(service: Service) -> None:
+        ring = keys.KeyRing(service.store, signing_keys, token_ttl, settings.key_cache_seconds)
+        service.app.state.keyring = ring
+        await ring.reload()
         if settings.seed_demo:
             await seed_demo(service.store)
 
@@ -28,9 +40,10 @@ def build(settings: IdentitySettings | None = None, *, standalone: bool = False)
     svc = Service(
         settings,
         title="Bureautique Santé — identity",
-        routers=[router],
+        routers=routers,
+        events=events,
         jwks=jwks,
-        on_start=[load_keys],
+        on_start=[start],
         standalone=standalone,
         state=state,
     )

@@ -1,38 +1,97 @@
-"""Users, structures and password credentials: rules without I/O."""
+"""Users, tenant structures, password credentials and login throttling: rules without I/O."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from bsante.chassis.errors import DomainError
+from bsante.contracts.permissions import grantable_roles
+
 # argon2id with the library's RFC 9106 low-memory profile.
 _hasher = PasswordHasher()
+# Verified against when the account does not exist, so that both cases cost the same time.
+_DUMMY_HASH = _hasher.hash("no account has this password")
+
+PASSWORD_MIN_LENGTH = 12
+PASSWORD_MAX_LENGTH = 200
+
+UserKind = Literal["professional", "staff"]
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+class WeakPassword(DomainError):
+    """The password does not follow the password rules."""
+
+
+def password_problems(password: str, *, username: str = "") -> list[str]:
+    """What is wrong with a new password (empty list: acceptable).
+
+    Rules: 12 to 200 characters, at least three of the four character classes (lower case,
+    upper case, digit, other), not containing the user name's local part.
+    """
+    problems = []
+    if len(password) < PASSWORD_MIN_LENGTH:
+        problems.append(f"at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        problems.append(f"at most {PASSWORD_MAX_LENGTH} characters")
+    classes = [
+        any(c.islower() for c in password),
+        any(c.isupper() for c in password),
+        any(c.isdigit() for c in password),
+        any(not c.isalnum() for c in password),
+    ]
+    if sum(classes) < 3:
+        problems.append("three of: lower case, upper case, digit, other character")
+    local = username.split("@", 1)[0].lower()
+    if len(local) >= 4 and local in password.lower():
+        problems.append("must not contain the user name")
+    return problems
+
+
+def check_password_rules(password: str, *, username: str = "") -> None:
+    problems = password_problems(password, username=username)
+    if problems:
+        raise WeakPassword(
+            "The password does not follow the password rules",
+            errors=[{"field": "password", "message": p, "type": "password_rule"} for p in problems],
+        )
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
 
 
 @dataclass
 class User:
     id: str
     username: str
-    password_hash: str
+    password_hash: str | None
     display_name: str
     structures: list[str]
     roles: dict[str, list[str]] = field(default_factory=dict)
     profession: str | None = None
     active: bool = True
+    kind: UserKind = "staff"
+    ps_id_nat: str | None = None
+    rpps: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,18 +103,136 @@ class User:
             "roles": self.roles,
             "profession": self.profession,
             "active": self.active,
+            "kind": self.kind,
+            "ps_id_nat": self.ps_id_nat,
+            "rpps": self.rpps,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> User:
-        return cls(**data)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def acts_for(self, structure_id: str) -> bool:
+        return structure_id in self.structures
+
+    def join(self, structure_id: str) -> bool:
+        """Add a structure; False if the user already acted for it."""
+        if structure_id in self.structures:
+            return False
+        self.structures.append(structure_id)
+        self.roles.setdefault(structure_id, [])
+        return True
+
+    def set_roles(self, structure_id: str, roles: list[str]) -> tuple[list[str], list[str]]:
+        """Replace the user's roles in one structure; return (granted, revoked)."""
+        unknown = sorted(set(roles) - set(grantable_roles()))
+        if unknown:
+            raise DomainError(
+                "Unknown or non-grantable roles: " + ", ".join(unknown),
+                errors=[{"field": "roles", "message": f"not grantable: {r}"} for r in unknown],
+            )
+        before = set(self.roles.get(structure_id, []))
+        after = set(roles)
+        self.roles[structure_id] = sorted(after)
+        return sorted(after - before), sorted(before - after)
+
+    def session_claims(self, acting_structure: str | None) -> tuple[list[str], str]:
+        """Structures for the token, the session's acting structure first, and that structure.
+
+        The chassis takes the first structure of the token when a request names none, so the
+        structure chosen at login is the session's default; X-Structure-Id still overrides it.
+        """
+        if not self.structures:
+            raise DomainError("The account acts for no structure")
+        acting = acting_structure or self.structures[0]
+        if acting not in self.structures:
+            raise UnknownStructureForUser("You do not act for this structure")
+        return [acting, *(s for s in self.structures if s != acting)], acting
+
+
+class UnknownStructureForUser(DomainError):
+    status = 403
+    kind = "forbidden"
 
 
 @dataclass
 class Structure:
+    """A tenant: a structure whose users act on the platform (see also the directory)."""
+
     id: str
     name: str
     finess: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "finess": self.finess}
+        return {"id": self.id, "name": self.name, "finess": self.finess, "tenant": True}
+
+
+# --- Login throttling ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """After `threshold` consecutive failures, each further failure locks the account longer."""
+
+    threshold: int = 5
+    base_seconds: int = 30
+    max_seconds: int = 3600
+
+    def lock_seconds(self, failures: int) -> int:
+        """How long to lock after the `failures`-th consecutive failure (0: no lock)."""
+        if failures < self.threshold:
+            return 0
+        return int(min(self.max_seconds, self.base_seconds * 2 ** (failures - self.threshold)))
+
+
+@dataclass
+class LoginThrottle:
+    """Failed-login state of one user name, kept whether or not an account has that name."""
+
+    failures: int = 0
+    locked_until: datetime | None = None
+
+    def locked(self, now: datetime) -> timedelta | None:
+        if self.locked_until is not None and now < self.locked_until:
+            return self.locked_until - now
+        return None
+
+    def failed(self, now: datetime, policy: LockoutPolicy) -> int:
+        """Record a failure; return the lock duration in seconds it triggers (0: none)."""
+        self.failures += 1
+        seconds = policy.lock_seconds(self.failures)
+        if seconds:
+            self.locked_until = now + timedelta(seconds=seconds)
+        return seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "failures": self.failures,
+            "locked_until": self.locked_until.isoformat() if self.locked_until else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoginThrottle:
+        until = data.get("locked_until")
+        return cls(int(data.get("failures", 0)), datetime.fromisoformat(until) if until else None)
+
+
+def throttle_key(username: str) -> str:
+    """Document id of a user name's throttle: a digest, so the store holds no typed names."""
+    return hashlib.sha256(normalise_username(username).encode()).hexdigest()
+
+
+# --- Search keys -----------------------------------------------------------------------------
+
+_NON_ALNUM = re.compile(r"[^0-9A-Z]+")
+
+
+def search_key(text: str | None) -> str:
+    """Upper case, accents and punctuation removed, single spaces: "Lé-a  d'Arc" -> "LE A D ARC"."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+    plain = plain.replace("Œ", "OE").replace("Æ", "AE").replace("ß", "SS")
+    return _NON_ALNUM.sub(" ", plain).strip()

@@ -1,44 +1,97 @@
-"""Demo data for the embedded platform: two structures, one administrator each."""
+"""Demo data for the embedded platform: structures, their administrators, two professionals of
+the EHPAD (in the directory and with accounts) and a platform operator."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bsante.chassis.store import DuplicateDocument, Store
-from bsante.identity.domain import Structure, User, hash_password
+from bsante.identity.api.users import MEMBERSHIPS, membership
+from bsante.identity.directory import model
+from bsante.identity.directory.identifiers import PSIDNAT_OID, RPPS
+from bsante.identity.domain import Structure, User, hash_password, search_key
 
 DEMO_STRUCTURES = [
     Structure(id="demo-ehpad", name="EHPAD Les Tilleuls (démo)"),
     Structure(id="demo-ssiad", name="SSIAD du Val (démo)"),
+    Structure(id="bsante-ops", name="Exploitation Bureautique Santé (démo)"),
 ]
 
-# username, password, display name, structure
-DEMO_USERS = [
-    ("admin@tilleuls.demo", "Tilleuls-Demo-2026", "Administrateur Tilleuls", "demo-ehpad"),
-    ("admin@val.demo", "ValDuSoin-Demo-2026", "Administrateur Val", "demo-ssiad"),
-]
+# username, password, display name, structure, roles, RPPS (professionals)
+DEMO_USERS: list[tuple[str, str, str, str, list[str], str | None]] = [
+    ("admin@tilleuls.demo", "Tilleuls-Demo-2026", "Administrateur Tilleuls", "demo-ehpad",
+     ["structure_admin"], None),
+    ("admin@val.demo", "ValDuSoin-Demo-2026", "Administrateur Val", "demo-ssiad",
+     ["structure_admin"], None),
+    ("medecin@tilleuls.demo", "Medecin-Tilleuls-2026", "Dr Claire Lemaire", "demo-ehpad",
+     [], "10001000016"),
+    ("infirmier@tilleuls.demo", "Infirmier-Tilleuls-2026", "Paul Girard", "demo-ehpad",
+     [], "10001000024"),
+    ("ops@bsante.demo", "Exploitation-Demo-2026", "Exploitation", "bsante-ops", ["ops"], None),
+]  # fmt: skip
+
+# RPPS -> (last name, first name, TRE_G15 profession code, label, MSSanté address)
+DEMO_PROFESSIONALS = {
+    "10001000016": ("LEMAIRE", "Claire", "10", "Médecin", "claire.lemaire@tilleuls.mssante.fr"),
+    "10001000024": ("GIRARD", "Paul", "60", "Infirmier", "paul.girard@tilleuls.mssante.fr"),
+}
+
+
+async def _insert(store: Store, collection: str, doc_id: str, data: dict[str, Any]) -> None:
+    if await store.get(collection, doc_id) is not None:
+        return
+    try:
+        async with store.transaction() as tx:
+            await tx.insert(collection, doc_id, data)
+    except DuplicateDocument:
+        pass  # another replica seeded it first
 
 
 async def seed_demo(store: Store) -> None:
     for structure in DEMO_STRUCTURES:
-        if await store.get("structures", structure.id) is None:
-            try:
-                async with store.transaction() as tx:
-                    await tx.insert("structures", structure.id, structure.to_json())
-            except DuplicateDocument:
-                pass
-    for username, password, display_name, structure_id in DEMO_USERS:
+        await _insert(store, "structures", structure.id, structure.to_json())
+    for number, (last, first, code, label, mss) in DEMO_PROFESSIONALS.items():
+        ps_id_nat = RPPS(number).ps_id_nat.value
+        await _insert(
+            store,
+            model.PROFESSIONALS,
+            ps_id_nat,
+            {
+                "ps_id_nat": ps_id_nat,
+                "ps_id_nat_oid": PSIDNAT_OID,
+                "rpps": number,
+                "adeli": None,
+                "civility": None,
+                "last_name": last,
+                "first_name": first,
+                "name_key": search_key(f"{last} {first}"),
+                "profession_code": code,
+                "profession_label": label,
+                "category_code": "C",
+                "specialties": [],
+                "mssante": [mss],
+                "city": None,
+                "city_key": "",
+                "source": "manual",
+                "import_id": None,
+                "updated_at": None,
+            },
+        )
+    for username, password, display_name, structure_id, roles, rpps in DEMO_USERS:
         user_id = "user-" + username.split("@")[0] + "-" + structure_id
-        if await store.get("users", user_id) is not None:
-            continue
         user = User(
             id=user_id,
             username=username,
-            password_hash=hash_password(password),
+            password_hash=None,
             display_name=display_name,
             structures=[structure_id],
-            roles={structure_id: ["structure_admin"]},
+            roles={structure_id: roles},
+            kind="professional" if rpps else "staff",
+            ps_id_nat=RPPS(rpps).ps_id_nat.value if rpps else None,
+            rpps=rpps,
+            profession=DEMO_PROFESSIONALS[rpps][2] if rpps else None,
         )
-        try:
-            async with store.transaction() as tx:
-                await tx.insert("users", user.id, user.to_json())
-        except DuplicateDocument:
-            pass
+        if await store.get("users", user_id) is None:
+            user.password_hash = hash_password(password)
+            await _insert(store, "users", user_id, user.to_json())
+        await _insert(store, MEMBERSHIPS, *membership(user, structure_id))

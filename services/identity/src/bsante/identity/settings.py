@@ -13,4 +13,29 @@ class IdentitySettings(ServiceSettings):
     store_url: str = "sqlite:///var/identity.db"
     port: int = 8081
     access_token_ttl_seconds: int = Field(900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(
+        12 * 3600, ge=300, le=30 * 24 * 3600, description="Lifetime of a session's refresh token"
+    )
     seed_demo: bool = Field(True, description="Create the demo structures and users if absent")
+    lockout_threshold: int = Field(5, ge=1, le=100, description="Failures before a lock")
+    lockout_base_seconds: int = Field(30, ge=1, description="First lock; doubles per failure")
+    lockout_max_seconds: int = Field(3600, ge=1, description="Longest lock")
+    key_cache_seconds: float = Field(
+        5.0, ge=0, description="How often a replica re-reads the signing keys from the store"
+    )
+    key_activation_seconds: int = Field(
+        15,
+        ge=0,
+        le=3600,
+        description="A rotated key is published this long before it signs (verifiers refetch "
+        "the JWKS at most every 10 s)",
+    )
+    cps_ca_paths: list[str] = Field(
+        default_factory=list,
+        description="PEM files of the CPS trust store (IGC-Santé roots and intermediates)",
+    )
+    cps_crl_paths: list[str] = Field(default_factory=list, description="CRL files (PEM or DER)")
+    cps_require_crl: bool = Field(True, description="Refuse a CPS login without a fresh CRL")
+    cps_nonce_ttl_seconds: int = Field(120, ge=10, le=600)
+    annuaire_batch_size: int = Field(2000, ge=1, le=20000)
+    annuaire_max_reject_ratio: float = Field(0.5, ge=0, le=1)

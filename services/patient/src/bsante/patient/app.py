@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
-from bsante.patient.http import router
+from bsante.patient import http, http_annotations
+from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
 from bsante.patient.settings import PatientSettings
+from bsante.patient.subscriptions import subscriptions
 
 
 def build(
@@ -13,12 +15,15 @@ def build(
     *,
     standalone: bool = False,
     jwks: JwksSource | None = None,
+    insi: InsiGateway | None = None,
 ) -> Service:
     settings = settings or PatientSettings()
     return Service(
         settings,
         title="Bureautique Santé — patient",
-        routers=[router],
+        routers=[http.router, http_annotations.router],
+        events=subscriptions(),
         jwks=jwks,
         standalone=standalone,
+        state={"insi": insi or insi_from_settings(settings)},
     )

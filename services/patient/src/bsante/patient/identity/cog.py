@@ -32,7 +32,7 @@ DATASET_SOURCE = (
     "communes: npm @etalab/decoupage-administratif@6.0.0 data/communes.json (COG 2026, "
     "Licence Ouverte) incl. anciensCodes; countries: INSEE country file (COG, LIBCOG, "
     "DATE_DEBUT, DATE_FIN) as republished in pass-culture/pass-culture-app-native "
-    "src/features/bonification/inseeCountries.ts (2025). Rebuild with build_cog_data.py."
+    "src/features/bonification/inseeCountries.ts (2025). Rebuild with tools/build_cog_data.py."
 )
 
 FRANCE_COUNTRY_CODE = "99100"

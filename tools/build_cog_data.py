@@ -1,4 +1,7 @@
-"""Maintainer tool: rebuild cog_communes.csv.gz from public COG extracts (not used at run time).
+"""Maintainer tool: rebuild the patient service's COG dataset from public extracts.
+
+Writes services/patient/src/bsante/patient/identity/cog_communes.csv.gz (read at run time by
+bsante.patient.identity.cog); this script itself is not shipped with the service.
 
 Inputs
 ------
@@ -15,8 +18,8 @@ Inputs
 
 Usage::
 
-    python -m bsante.patient.identity.build_cog_data communes.json v_pays_2026.csv
-    python -m bsante.patient.identity.build_cog_data communes.json --countries-from-existing
+    python tools/build_cog_data.py communes.json v_pays_2026.csv
+    python tools/build_cog_data.py communes.json --countries-from-existing
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from pathlib import Path
 __all__ = ["FIELDS", "build_rows", "main", "read_countries", "write_dataset"]
 
 FIELDS = ("code", "kind", "name", "successor", "valid_from", "valid_to")
-DEFAULT_OUTPUT = Path(__file__).with_name("cog_communes.csv.gz")
+DEFAULT_OUTPUT = (
+    Path(__file__).resolve().parent.parent
+    / "services/patient/src/bsante/patient/identity/cog_communes.csv.gz"
+)
 
 _KIND_BY_TYPE = {
     "commune-actuelle": "commune",

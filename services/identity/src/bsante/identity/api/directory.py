@@ -1,0 +1,390 @@
+"""The directory of professionals and structures: search (any signed-in user), registration and
+Annuaire Santé import (directory managers)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field, model_validator
+
+from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
+from bsante.chassis.errors import DomainError, NotFound
+from bsante.contracts.permissions import Action
+from bsante.identity.api.deps import Limit, Offset, PageInfo, ServiceDep, SettingsDep
+from bsante.identity.directory import model, repository
+from bsante.identity.directory.identifiers import (
+    ADELI,
+    FINESS,
+    PSIDNAT_OID,
+    RPPS,
+    STRUCTIDNAT_OID,
+    FinessKind,
+    PSIdNat,
+)
+from bsante.identity.directory.importer import IMPORTS, import_annuaire
+from bsante.identity.domain import search_key
+
+router = APIRouter(prefix="/directory", tags=["directory"])
+Manager = Annotated[Principal, allowed(Action.MANAGE_DIRECTORY)]
+
+
+class Specialty(BaseModel):
+    type: str | None = None
+    code: str
+    label: str | None = None
+
+
+class ProfessionalOut(BaseModel):
+    ps_id_nat: str = Field(description="8 + RPPS or 0 + ADELI")
+    ps_id_nat_oid: str = PSIDNAT_OID
+    rpps: str | None
+    adeli: str | None
+    civility: str | None = None
+    last_name: str
+    first_name: str | None
+    profession_code: str | None = Field(description="TRE_G15")
+    profession_label: str | None = None
+    specialties: list[Specialty] = []
+    mssante: list[str] = []
+    city: str | None = None
+    source: str
+
+
+class ActivityOut(BaseModel):
+    id: str
+    ps_id_nat: str
+    profession_code: str | None
+    specialty_code: str | None
+    practice_mode_code: str | None
+    practice_mode_label: str | None
+    structure_id: str | None = Field(description="StructIdNat of the FINESS site, if any")
+    site_name: str | None
+    finess_site: str | None
+    finess_ej: str | None
+    siret: str | None
+    postal_code: str | None
+    city: str | None
+    mssante: str | None
+
+
+class ProfessionalDetail(ProfessionalOut):
+    activities: list[ActivityOut]
+
+
+class ProfessionalPage(PageInfo):
+    items: list[ProfessionalOut]
+
+
+class StructureOut(BaseModel):
+    id: str
+    struct_id_nat_oid: str | None = None
+    finess: str | None = None
+    finess_kind: Literal["EJ", "ET"] | None = None
+    legal_entity: str | None = None
+    name: str | None = None
+    siret: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    tenant: bool = False
+
+
+class StructureDetail(StructureOut):
+    activities: list[ActivityOut]
+
+
+class StructurePage(PageInfo):
+    items: list[StructureOut]
+
+
+def _professional(data: dict[str, Any]) -> ProfessionalOut:
+    return ProfessionalOut.model_validate(data, from_attributes=False)
+
+
+@router.get("/professionals", response_model=ProfessionalPage)
+async def search_professionals(
+    _: CurrentPrincipal,
+    svc: ServiceDep,
+    name: Annotated[str | None, Query(max_length=100, description="Start of 'LAST first'")] = None,
+    rpps: Annotated[str | None, Query(pattern=r"^[0-9]{11}$")] = None,
+    profession: Annotated[str | None, Query(max_length=10, description="TRE_G15 code")] = None,
+    city: Annotated[
+        str | None, Query(max_length=100, description="Main activity's commune")
+    ] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> ProfessionalPage:
+    """Search by name (accent- and case-insensitive prefix), RPPS, profession, city; paginated."""
+    page = await repository.search_professionals(
+        svc.store,
+        name=name,
+        rpps=rpps,
+        profession=profession,
+        city=city,
+        limit=limit,
+        offset=offset,
+    )
+    return ProfessionalPage(
+        items=[_professional(d.data) for d in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def _ps_id_nat(identifier: str) -> str:
+    """An RPPS (11 digits) or a PSIdNat (8 + RPPS / 0 + ADELI)."""
+    try:
+        if len(identifier) == 11 and identifier.isdigit():
+            return RPPS(identifier).ps_id_nat.value
+        return PSIdNat(identifier).value
+    except ValueError:
+        raise NotFound("No such professional") from None
+
+
+@router.get("/professionals/{identifier}", response_model=ProfessionalDetail)
+async def get_professional(
+    identifier: str, _: CurrentPrincipal, svc: ServiceDep
+) -> ProfessionalDetail:
+    """A professional by RPPS or national id, with their activities."""
+    ps_id_nat = _ps_id_nat(identifier)
+    doc = await svc.store.get(model.PROFESSIONALS, ps_id_nat)
+    if doc is None:
+        raise NotFound("No such professional")
+    activities = await repository.activities(svc.store, "ps_id_nat", ps_id_nat)
+    return ProfessionalDetail(
+        **_professional(doc.data).model_dump(),
+        activities=[ActivityOut.model_validate(a.data) for a in activities],
+    )
+
+
+class ProfessionalIn(BaseModel):
+    rpps: str | None = Field(None, pattern=r"^[0-9]{11}$")
+    adeli: str | None = Field(None, pattern=r"^[0-9A-Z]{9}$")
+    civility: str | None = Field(None, max_length=50)
+    last_name: str = Field(min_length=1, max_length=100)
+    first_name: str | None = Field(None, max_length=100)
+    profession_code: str = Field(min_length=1, max_length=10, description="TRE_G15 code")
+    profession_label: str | None = Field(None, max_length=100)
+    specialties: list[Specialty] = Field(default_factory=list, max_length=20)
+    mssante: list[str] = Field(
+        default_factory=list, max_length=10, description="MSSanté addresses (…@….mssante.fr)"
+    )
+    city: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _identifier(self) -> ProfessionalIn:
+        if (self.rpps is None) == (self.adeli is None):
+            raise ValueError("give exactly one of rpps, adeli")
+        for address in self.mssante:
+            if not address.lower().endswith(".mssante.fr") or "@" not in address:
+                raise ValueError(f"not an MSSanté address: {address}")
+        return self
+
+
+@router.post("/professionals", status_code=201, response_model=ProfessionalOut)
+async def register_professional(
+    body: ProfessionalIn, _: Manager, svc: ServiceDep, response: Response
+) -> ProfessionalOut:
+    """Register a professional by hand (e.g. not yet in the extraction).
+
+    The national id (PSIdNat) is derived from the RPPS or ADELI, never typed.
+    """
+    try:
+        rpps = RPPS(body.rpps) if body.rpps else None
+        adeli = ADELI(body.adeli) if body.adeli else None
+    except ValueError as error:
+        field = "rpps" if body.rpps else "adeli"
+        raise DomainError(
+            f"Invalid {field.upper()}", errors=[{"field": field, "message": str(error)}]
+        ) from None
+    ps_id_nat = (rpps.ps_id_nat if rpps else adeli.ps_id_nat).value  # type: ignore[union-attr]
+    doc = {
+        "ps_id_nat": ps_id_nat,
+        "ps_id_nat_oid": PSIDNAT_OID,
+        "rpps": body.rpps,
+        "adeli": body.adeli,
+        "civility": body.civility,
+        "last_name": body.last_name,
+        "first_name": body.first_name,
+        "name_key": search_key(f"{body.last_name} {body.first_name or ''}"),
+        "profession_code": body.profession_code,
+        "profession_label": body.profession_label,
+        "category_code": None,
+        "specialties": [s.model_dump() for s in body.specialties],
+        "mssante": body.mssante,
+        "city": body.city,
+        "city_key": search_key(body.city),
+        "source": "manual",
+        "import_id": None,
+        "updated_at": repository.now_iso(),
+    }
+    async with svc.messaging.unit_of_work() as uow:
+        await repository.register_professional(uow, doc)
+    response.headers["Location"] = f"professionals/{ps_id_nat}"
+    return _professional(doc)
+
+
+@router.get("/structures", response_model=StructurePage)
+async def search_structures(
+    _: CurrentPrincipal,
+    svc: ServiceDep,
+    name: Annotated[str | None, Query(max_length=100)] = None,
+    finess: Annotated[str | None, Query(pattern=r"^[0-9]{2}[0-9]{7}$|^2[AB][0-9]{7}$")] = None,
+    city: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> StructurePage:
+    page = await repository.search_structures(
+        svc.store, name=name, finess=finess, city=city, limit=limit, offset=offset
+    )
+    return StructurePage(
+        items=[StructureOut.model_validate(d.data) for d in page.items],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/structures/{structure_id}", response_model=StructureDetail)
+async def get_structure(structure_id: str, _: CurrentPrincipal, svc: ServiceDep) -> StructureDetail:
+    """A structure by id (StructIdNat for FINESS structures), with the activities at that site."""
+    doc = await svc.store.get(model.STRUCTURES, structure_id) if len(structure_id) <= 100 else None
+    if doc is None:
+        raise NotFound("No such structure")
+    activities = await repository.activities(svc.store, "structure_id", structure_id)
+    return StructureDetail(
+        **StructureOut.model_validate(doc.data).model_dump(),
+        activities=[ActivityOut.model_validate(a.data) for a in activities],
+    )
+
+
+class StructureIn(BaseModel):
+    finess: str = Field(pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
+    finess_kind: Literal["EJ", "ET"]
+    legal_entity_finess: str | None = Field(None, pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
+    name: str = Field(min_length=1, max_length=200)
+    siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
+    postal_code: str | None = Field(None, pattern=r"^[0-9]{5}$")
+    city: str | None = Field(None, max_length=100)
+
+
+@router.post("/structures", status_code=201, response_model=StructureOut)
+async def register_structure(
+    body: StructureIn, _: Manager, svc: ServiceDep, response: Response
+) -> StructureOut:
+    """Register a FINESS structure by hand; its id is the derived StructIdNat (1 + FINESS)."""
+    try:
+        finess = FINESS(body.finess, FinessKind(body.finess_kind))
+        legal = (
+            FINESS(body.legal_entity_finess, FinessKind.EJ) if body.legal_entity_finess else None
+        )
+    except ValueError as error:
+        raise DomainError(
+            "Invalid FINESS", errors=[{"field": "finess", "message": str(error)}]
+        ) from None
+    if legal is not None and body.finess_kind != "ET":
+        raise DomainError(
+            "Only an establishment (ET) belongs to a legal entity",
+            errors=[{"field": "legal_entity_finess", "message": "only for ET"}],
+        )
+    doc = {
+        "id": model.structure_id(finess),
+        "struct_id_nat_oid": STRUCTIDNAT_OID,
+        "finess": finess.value,
+        "finess_kind": body.finess_kind,
+        "legal_entity": model.structure_id(legal) if legal else None,
+        "name": body.name,
+        "name_key": search_key(body.name),
+        "siret": body.siret,
+        "city": body.city,
+        "city_key": search_key(body.city),
+        "postal_code": body.postal_code,
+        "commune_code": None,
+        "tenant": False,
+        "source": "manual",
+        "import_id": None,
+        "updated_at": repository.now_iso(),
+    }
+    async with svc.messaging.unit_of_work() as uow:
+        await repository.register_structure(uow, doc)
+    response.headers["Location"] = f"structures/{doc['id']}"
+    return StructureOut.model_validate(doc)
+
+
+class Rejected(BaseModel):
+    line: int
+    reason: str
+    detail: str
+
+
+class ImportReportOut(BaseModel):
+    import_id: str
+    file_name: str
+    status: str
+    lines: int
+    accepted: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    rejections: list[Rejected] = Field(description="The first 1000 rejected lines")
+    professionals_created: int
+    professionals_updated: int
+    structures_created: int
+    structures_updated: int
+    activities_upserted: int
+    started_at: str
+    finished_at: str | None
+    duration_seconds: float
+
+
+@router.post(
+    "/imports",
+    status_code=201,
+    response_model=ImportReportOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/plain": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def import_extraction(
+    request: Request, _: Manager, svc: ServiceDep, settings: SettingsDep, response: Response
+) -> ImportReportOut:
+    """Import a PS_LibreAcces personne-activité file sent as the raw body (UTF-8, `|`).
+
+    Bodies are limited to MAX_BODY_BYTES (1 MiB): enough for an update or a region's extract.
+    Import the full national file with `python -m bsante.identity.annuaire_import FILE`.
+    A file that is not an extraction (header) or mostly invalid is refused and nothing is
+    written (422); otherwise the report lists the rejected lines and why.
+    """
+    fd, name = tempfile.mkstemp(prefix="annuaire-", suffix=".txt")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as spool:
+            async for chunk in request.stream():
+                spool.write(chunk)
+        report = await import_annuaire(
+            svc.messaging,
+            path,
+            file_name=request.headers.get("x-file-name", "upload")[:200],
+            batch_size=settings.annuaire_batch_size,
+            max_reject_ratio=settings.annuaire_max_reject_ratio,
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    response.headers["Location"] = f"imports/{report.import_id}"
+    return ImportReportOut.model_validate(report.to_json())
+
+
+@router.get("/imports/{import_id}", response_model=ImportReportOut)
+async def get_import(import_id: str, _: Manager, svc: ServiceDep) -> ImportReportOut:
+    doc = await svc.store.get(IMPORTS, import_id) if len(import_id) <= 100 else None
+    if doc is None:
+        raise NotFound("No such import")
+    return ImportReportOut.model_validate(doc.data)

@@ -1,0 +1,102 @@
+"""Directory queries and manual registrations over the store port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bsante.chassis.errors import Conflict
+from bsante.chassis.messaging import UnitOfWork
+from bsante.chassis.store import Document, Filter, Query, Store
+from bsante.identity.directory import model
+from bsante.identity.directory.importer import registered_professional, registered_structure
+from bsante.identity.domain import search_key
+
+# "\uffff" sorts after every character a search key holds: [key, key + "\uffff") is a prefix.
+_PREFIX_END = "\uffff"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Document]
+    total: int
+
+
+def prefix(value: str) -> dict[str, str]:
+    key = search_key(value)
+    return {"$gte": key, "$lt": key + _PREFIX_END}
+
+
+async def _page(store: Store, collection: str, where: Filter, limit: int, offset: int) -> Page:
+    items = await store.find(
+        collection,
+        Query(where=where, order_by=[("name_key", False)], limit=limit, offset=offset),
+    )
+    return Page(items, await store.count(collection, where))
+
+
+async def search_professionals(
+    store: Store,
+    *,
+    name: str | None,
+    rpps: str | None,
+    profession: str | None,
+    city: str | None,
+    limit: int,
+    offset: int,
+) -> Page:
+    """Name: prefix of "LAST FIRST", accent- and case-insensitive. City: the main activity's."""
+    where: dict[str, Any] = {}
+    if name and search_key(name):
+        where["name_key"] = prefix(name)
+    if rpps:
+        where["rpps"] = rpps
+    if profession:
+        where["profession_code"] = profession
+    if city:
+        where["city_key"] = search_key(city)
+    return await _page(store, model.PROFESSIONALS, where, limit, offset)
+
+
+async def search_structures(
+    store: Store,
+    *,
+    name: str | None,
+    finess: str | None,
+    city: str | None,
+    limit: int,
+    offset: int,
+) -> Page:
+    where: dict[str, Any] = {}
+    if name and search_key(name):
+        where["name_key"] = prefix(name)
+    if finess:
+        where["finess"] = finess
+    if city:
+        where["city_key"] = search_key(city)
+    return await _page(store, model.STRUCTURES, where, limit, offset)
+
+
+async def activities(store: Store, field: str, value: str, limit: int = 100) -> list[Document]:
+    return await store.find(
+        model.ACTIVITIES, Query(where={field: value}, order_by=[("name_key", False)], limit=limit)
+    )
+
+
+async def register_professional(uow: UnitOfWork, doc: dict[str, Any]) -> None:
+    if await uow.tx.get(model.PROFESSIONALS, doc["ps_id_nat"]) is not None:
+        raise Conflict("This professional is already in the directory")
+    await uow.tx.insert(model.PROFESSIONALS, doc["ps_id_nat"], doc)
+    await registered_professional(uow, doc, "manual")
+
+
+async def register_structure(uow: UnitOfWork, doc: dict[str, Any]) -> None:
+    if await uow.tx.get(model.STRUCTURES, doc["id"]) is not None:
+        raise Conflict("This structure is already in the directory")
+    await uow.tx.insert(model.STRUCTURES, doc["id"], doc)
+    await registered_structure(uow, doc, "manual")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
