@@ -13,9 +13,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from bsante.chassis.api import ServiceDep, etag, if_match_version
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
 from bsante.chassis.messaging import UnitOfWork
@@ -38,12 +39,6 @@ DEFAULT_PERIOD = timedelta(days=30)
 _RENDER_LOCK = asyncio.Lock()
 
 
-def service(request: Request) -> Service:
-    svc: Service = request.app.state.service
-    return svc
-
-
-ServiceDep = Annotated[Service, Depends(service)]
 Reader = Annotated[Principal, allowed(Action.READ_PATIENT)]
 Filler = Annotated[Principal, allowed(Action.FILL_FORM)]
 
@@ -192,21 +187,10 @@ def _out(s: Submission, version: int, superseded_by: str | None = None) -> Submi
     )
 
 
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
 def _if_match(value: str | None, current: int) -> int:
     """The version the client read (If-Match), or the one just read when it sent none."""
-    if value is None:
-        return current
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise DomainError(
-            "If-Match must be the ETag of the version you read",
-            errors=[{"field": "If-Match", "message": "not a version ETag"}],
-        )
-    return int(raw)
+    version = if_match_version(value)
+    return current if version is None else version
 
 
 async def _patient(request: Request, principal: Principal, patient_id: uuid.UUID) -> PatientFacts:
@@ -359,7 +343,7 @@ async def create_submission(
     submission, version = await _store_new(
         svc, principal, draft, definition, context, body.complete
     )
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     response.headers["Location"] = f"../../submissions/{submission.id}"
     return _out(submission, version)
 
@@ -407,7 +391,7 @@ async def read_submission(
     submission, version = await _submission(svc, principal, submission_id)
     replaced_by = await repository.correction_id(svc.store, submission.id)
     await _audited_read(svc, principal, submission.patient_id)
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     return _out(submission, version, replaced_by)
 
 
@@ -430,7 +414,7 @@ async def revise_submission(
     async with svc.messaging.unit_of_work() as uow:
         version = await repository.save(uow.tx, revised, expected)
         await _audit(uow, principal, revised.patient_id, "update")
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     return _out(revised, version)
 
 
@@ -457,7 +441,7 @@ async def complete_submission(
         version = await repository.save(uow.tx, completed, expected)
         await _on_completed(uow, completed, definition)
         await _audit(uow, principal, completed.patient_id, "update")
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     return _out(completed, version)
 
 
@@ -488,7 +472,7 @@ async def correct_submission(
     submission, version = await _store_new(
         svc, principal, draft, definition, context, body.complete
     )
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     response.headers["Location"] = f"../../submissions/{submission.id}"
     return _out(submission, version)
 

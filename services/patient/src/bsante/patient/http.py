@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from bsante.chassis.api import ServiceDep, etag, if_match_version, required_if_match
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
 from bsante.chassis.service import Service
@@ -38,17 +39,11 @@ from bsante.patient.schemas import (
 router = APIRouter(prefix="/patients", tags=["patients"])
 
 
-def service(request: Request) -> Service:
-    svc: Service = request.app.state.service
-    return svc
-
-
 def insi_gateway(request: Request) -> InsiGateway:
     gateway: InsiGateway = request.app.state.insi
     return gateway
 
 
-ServiceDep = Annotated[Service, Depends(service)]
 InsiDep = Annotated[InsiGateway, Depends(insi_gateway)]
 Reader = Annotated[Principal, allowed(Action.READ_PATIENT)]
 Editor = Annotated[Principal, allowed(Action.EDIT_PATIENT)]
@@ -58,40 +53,8 @@ ConfirmNotDuplicate = Annotated[
 ]
 
 
-class PreconditionRequired(DomainError):
-    status = 428
-    kind = "precondition-required"
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _parse_if_match(value: str | None, *, required: bool = True) -> int | None:
-    if value is None:
-        if not required:
-            return None
-        raise PreconditionRequired(
-            "Send If-Match with the version you read (the ETag of GET)",
-            errors=[{"field": "If-Match", "message": "required"}],
-        )
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise DomainError(
-            "If-Match must be the ETag of the version you read",
-            errors=[{"field": "If-Match", "message": "not a version ETag"}],
-        )
-    return int(raw)
-
-
-def _required_if_match(value: str | None) -> int:
-    parsed = _parse_if_match(value)
-    assert parsed is not None
-    return parsed
-
-
 def _out(response: Response, patient: PatientRecord, version: int) -> PatientOut:
-    response.headers["ETag"] = _etag(version)
+    response.headers["ETag"] = etag(version)
     return PatientOut.of(patient, version)
 
 
@@ -255,7 +218,7 @@ async def correct_traits(
     if_match: IfMatch = None,
     confirm_not_duplicate: ConfirmNotDuplicate = False,
 ) -> PatientOut:
-    expected = _required_if_match(if_match)
+    expected = required_if_match(if_match)
     patient, version = await handlers.correct_traits(
         svc,
         principal,
@@ -276,7 +239,7 @@ async def update_contact(
     response: Response,
     if_match: IfMatch = None,
 ) -> PatientOut:
-    expected = _required_if_match(if_match)
+    expected = required_if_match(if_match)
     patient, version = await handlers.update_contact(
         svc, principal, str(patient_id), contact, expected
     )
@@ -306,9 +269,9 @@ async def query_insi(
         principal,
         str(patient_id),
         accept_reference_traits=(body or InsiSearchIn()).accept_reference_traits,
-        expected=_parse_if_match(if_match, required=False),
+        expected=if_match_version(if_match),
     )
-    response.headers["ETag"] = _etag(outcome.patient.version)
+    response.headers["ETag"] = etag(outcome.patient.version)
     return outcome
 
 
@@ -323,7 +286,7 @@ async def record_document_check(
 ) -> PatientOut:
     """Record that the identity was checked on a high-trust document (PROV→VALI, RECUP→QUAL)."""
     patient, version = await handlers.check_document(
-        svc, principal, str(patient_id), body, _parse_if_match(if_match, required=False)
+        svc, principal, str(patient_id), body, if_match_version(if_match)
     )
     return _out(response, patient, version)
 
@@ -362,7 +325,7 @@ async def read_fhir(
     async with svc.messaging.unit_of_work() as uow:
         await handlers.audit(uow, principal, str(patient.id), "export")
     return JSONResponse(
-        resource, media_type="application/fhir+json", headers={"ETag": _etag(version)}
+        resource, media_type="application/fhir+json", headers={"ETag": etag(version)}
     )
 
 

@@ -9,13 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal
 from bsante.chassis.errors import Conflict, DomainError, Forbidden, NotFound
 from bsante.chassis.service import Service
 from bsante.patient import handlers, repository
 from bsante.patient.annotations import Correspondent, CorrespondentRole, PostIt
 from bsante.patient.domain import PatientRecord, now
-from bsante.patient.http import Editor, Reader, ServiceDep
+from bsante.patient.http import Editor, Reader
 from bsante.patient.schemas import CorrespondentIn, PostItIn
 from bsante.patient.timeline import KINDS, TimelineEntry, stamp
 

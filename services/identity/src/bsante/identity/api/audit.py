@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import NotFound
 from bsante.contracts.permissions import Action
 from bsante.identity import audit
-from bsante.identity.api.deps import Limit, Offset, PageInfo, ServiceDep
+from bsante.identity.api.deps import Limit, Offset, PageInfo
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Auditor = Annotated[Principal, allowed(Action.VIEW_AUDIT)]

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal
 from bsante.chassis.errors import DomainError, Unauthorized
 from bsante.chassis.store import ConcurrencyConflict, DuplicateDocument, Query
 from bsante.contracts.events import UserLockedOut
 from bsante.identity import cps_login, sessions
-from bsante.identity.api.deps import CpsVerifierDep, KeyRingDep, ServiceDep, SettingsDep
+from bsante.identity.api.deps import CpsVerifierDep, KeyRingDep, SettingsDep
 from bsante.identity.domain import (
     LockoutPolicy,
     LoginThrottle,

@@ -7,15 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
-from bsante.chassis.service import Service
 from bsante.identity.cps import CpsLoginVerifier
 from bsante.identity.keys import KeyRing
 from bsante.identity.settings import IdentitySettings
-
-
-def service(request: Request) -> Service:
-    svc: Service = request.app.state.service
-    return svc
 
 
 def settings(request: Request) -> IdentitySettings:
@@ -33,7 +27,6 @@ def cps_verifier(request: Request) -> CpsLoginVerifier | None:
     return verifier
 
 
-ServiceDep = Annotated[Service, Depends(service)]
 SettingsDep = Annotated[IdentitySettings, Depends(settings)]
 KeyRingDep = Annotated[KeyRing, Depends(keyring)]
 CpsVerifierDep = Annotated[CpsLoginVerifier | None, Depends(cps_verifier)]

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
+from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
 from bsante.contracts.permissions import Action
-from bsante.identity.api.deps import Limit, Offset, PageInfo, ServiceDep, SettingsDep
+from bsante.identity.api.deps import Limit, Offset, PageInfo, SettingsDep
 from bsante.identity.directory import model, repository
 from bsante.identity.directory.identifiers import (
     ADELI,

@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
 from bsante.contracts.permissions import Action
 from bsante.identity import keys
-from bsante.identity.api.deps import KeyRingDep, ServiceDep, SettingsDep
+from bsante.identity.api.deps import KeyRingDep, SettingsDep
 from bsante.identity.directory.identifiers import FINESS
 
 router = APIRouter(tags=["structures"])

@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, model_validator
 
+from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
 from bsante.chassis.store import Query
 from bsante.contracts.events import RoleGranted, RoleRevoked, UserCreated, UserJoinedStructure
 from bsante.contracts.permissions import Action
-from bsante.identity.api.deps import Limit, Offset, PageInfo, ServiceDep
+from bsante.identity.api.deps import Limit, Offset, PageInfo
 from bsante.identity.directory.identifiers import RPPS
 from bsante.identity.domain import User, check_password_rules, hash_password, normalise_username
 

@@ -1,0 +1,52 @@
+"""HTTP helpers every service's routes share: the service dependency, ETags, If-Match."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bsante.chassis.errors import DomainError
+from bsante.chassis.service import Service
+
+
+def current_service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+ServiceDep = Annotated[Service, Depends(current_service)]
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    kind = "precondition-required"
+
+
+def etag(version: int) -> str:
+    """The strong ETag of a document version."""
+    return f'"{version}"'
+
+
+def if_match_version(value: str | None) -> int | None:
+    """The version named by an If-Match header (None when absent); 422 when it names none."""
+    if value is None:
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise DomainError(
+            "If-Match must be the ETag of the version you read",
+            errors=[{"field": "If-Match", "message": "not a version ETag"}],
+        )
+    return int(raw)
+
+
+def required_if_match(value: str | None) -> int:
+    """As `if_match_version`, but a missing header is 428: the write needs the version read."""
+    version = if_match_version(value)
+    if version is None:
+        raise PreconditionRequired(
+            "Send If-Match with the version you read (the ETag of GET)",
+            errors=[{"field": "If-Match", "message": "required"}],
+        )
+    return version
