@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
+from bsante.chassis.messaging import UnitOfWork
 from bsante.chassis.store import Query
 from bsante.contracts.events import RoleGranted, RoleRevoked, UserCreated, UserJoinedStructure
 from bsante.contracts.permissions import Action
@@ -67,6 +69,28 @@ class UserOut(BaseModel):
 
 class UserPage(PageInfo):
     items: list[UserOut]
+
+
+async def _emit_role_changes(
+    uow: UnitOfWork,
+    user: User,
+    structure: str,
+    principal: Principal,
+    granted: Iterable[str],
+    revoked: Iterable[str],
+) -> None:
+    for role in granted:
+        await uow.emit(
+            RoleGranted(user_id=user.id, role=role, granted_by=principal.user_id),
+            structure_id=structure,
+            subject_id=user.id,
+        )
+    for role in revoked:
+        await uow.emit(
+            RoleRevoked(user_id=user.id, role=role, revoked_by=principal.user_id),
+            structure_id=structure,
+            subject_id=user.id,
+        )
 
 
 def _out(user: User, structure_id: str) -> UserOut:
@@ -138,7 +162,7 @@ async def create_user(
         ps_id_nat=ps_id_nat,
         rpps=body.rpps,
     )
-    granted, _ = user.set_roles(structure, body.roles)
+    granted, revoked = user.set_roles(structure, body.roles)
     async with svc.messaging.unit_of_work() as uow:
         await uow.tx.insert(USERS, user.id, user.to_json())
         await uow.tx.insert(MEMBERSHIPS, *membership(user, structure))
@@ -149,12 +173,7 @@ async def create_user(
             structure_id=structure,
             subject_id=user.id,
         )
-        for role in granted:
-            await uow.emit(
-                RoleGranted(user_id=user.id, role=role, granted_by=principal.user_id),
-                structure_id=structure,
-                subject_id=user.id,
-            )
+        await _emit_role_changes(uow, user, structure, principal, granted, revoked)
     response.headers["Location"] = f"users/{user.id}"
     return _out(user, structure)
 
@@ -168,7 +187,7 @@ async def _join(
     user = User.from_json(doc.data)
     if not user.join(structure):
         raise Conflict("This professional already has an account in this structure")
-    granted, _ = user.set_roles(structure, roles)
+    granted, revoked = user.set_roles(structure, roles)
     async with svc.messaging.unit_of_work() as uow:
         await uow.tx.update(USERS, user.id, user.to_json(), doc.version)
         await uow.tx.insert(MEMBERSHIPS, *membership(user, structure))
@@ -177,12 +196,7 @@ async def _join(
             structure_id=structure,
             subject_id=user.id,
         )
-        for role in granted:
-            await uow.emit(
-                RoleGranted(user_id=user.id, role=role, granted_by=principal.user_id),
-                structure_id=structure,
-                subject_id=user.id,
-            )
+        await _emit_role_changes(uow, user, structure, principal, granted, revoked)
     response.headers["Location"] = f"users/{user.id}"
     return _out(user, structure)
 
@@ -227,16 +241,5 @@ async def set_roles(user_id: str, body: RolesIn, principal: Admin, svc: ServiceD
     granted, revoked = user.set_roles(structure, body.roles)
     async with svc.messaging.unit_of_work() as uow:
         await uow.tx.update(USERS, user.id, user.to_json(), version)
-        for role in granted:
-            await uow.emit(
-                RoleGranted(user_id=user.id, role=role, granted_by=principal.user_id),
-                structure_id=structure,
-                subject_id=user.id,
-            )
-        for role in revoked:
-            await uow.emit(
-                RoleRevoked(user_id=user.id, role=role, revoked_by=principal.user_id),
-                structure_id=structure,
-                subject_id=user.id,
-            )
+        await _emit_role_changes(uow, user, structure, principal, granted, revoked)
     return _out(user, structure)
