@@ -7,7 +7,7 @@ PARTS  := contracts chassis services/identity services/patient services/sla-moni
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install dev run test lint typecheck unit contracts bench clean
+.PHONY: install dev run test lint typecheck unit contracts bench bench-tools clean
 
 $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ contracts: dev
 test: dev lint typecheck
 	$(VENV)/bin/pytest -q
 
-bench: dev
+bench: dev bench-tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider bench --benchmark-columns=min,mean,max,rounds
 
 clean:
 	rm -rf $(VENV) var
+
+# Debian's wrk is the load generator of the HTTP benchmarks (installed when missing, as root).
+bench-tools:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; }

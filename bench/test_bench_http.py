@@ -1,0 +1,124 @@
+"""HTTP load, side by side in one run: the platform against a bare FastAPI + aiosqlite app.
+
+Figures, not pass/fail timings (issue #8 point 8): printed as one table by `make bench`.
+- GET one patient through the gateway (with its access audit), 16 connections, against the
+  bare app reading one row and inserting one audit row per request, same `synchronous`.
+- p99 of /health/live while 10 logins run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from load import WrkResult, free_port, started, wait_ready, wrk
+
+MEDECIN = {"username": "medecin@tilleuls.demo", "password": "Medecin-Tilleuls-2026"}
+PATIENT = {
+    "birth_name": "BENCH",
+    "birth_given_names": "Alice",
+    "sex": "F",
+    "birth_date": "1950-01-02",
+    "birth_place": "75056",
+}
+SECONDS = 10
+
+
+def _login(base: str) -> dict[str, str]:
+    response = httpx.post(f"{base}/api/identity/auth/token", json=MEDECIN, timeout=30)
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _figures(result: WrkResult) -> str:
+    rps, p50, p99 = result.requests_per_second, result.p50_ms, result.p99_ms
+    return f"{rps:8.0f}   p50 {p50:.1f} ms   p99 {p99:.1f} ms"
+
+
+def _platform(data: Path, port: int) -> list[str]:
+    return ["-m", "bsante.platform", "--data", str(data), "--port", str(port)]
+
+
+def _print(capsys: pytest.CaptureFixture[str], title: str, rows: list[tuple[str, str]]) -> None:
+    with capsys.disabled():
+        print(f"\n{title}")
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"  {name.ljust(width)}  {value}")
+
+
+def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with started(
+        ["-m", "bsante.platform", "--data", str(tmp_path / "var"), "--port", str(port)]
+    ) as proc:
+        ready_s = wait_ready(f"{base}/health/ready", proc)
+        headers = _login(base)
+        created = httpx.post(
+            f"{base}/api/patient/patients", json=PATIENT, headers=headers, timeout=30
+        )
+        created.raise_for_status()
+        url = f"{base}/api/patient/patients/{created.json()['id']}"
+        assert httpx.get(url, headers=headers, timeout=30).status_code == 200
+        platform = wrk(url, headers=headers, seconds=SECONDS)
+    bare_port = free_port()
+    bare_script = str(Path(__file__).with_name("bare_app.py"))
+    with started(
+        [bare_script, "--db", str(tmp_path / "bare.db"), "--port", str(bare_port)]
+    ) as proc:
+        wait_ready(f"http://127.0.0.1:{bare_port}/health/live", proc)
+        bare = wrk(f"http://127.0.0.1:{bare_port}/patients/p1", seconds=SECONDS)
+    assert platform.non_2xx == 0 and bare.non_2xx == 0
+    ratio = platform.requests_per_second / bare.requests_per_second
+    _print(
+        capsys,
+        "GET one patient (16 connections, wrk)   platform vs bare FastAPI + aiosqlite",
+        [
+            ("platform requests/s", _figures(platform)),
+            ("bare app requests/s", _figures(bare)),
+            ("ratio (target >= 0.6)", f"{ratio:8.2f}"),
+            ("platform time to ready", f"{ready_s:8.1f} s"),
+        ],
+    )
+
+
+def test_health_p99_while_logins_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with started(
+        ["-m", "bsante.platform", "--data", str(tmp_path / "var"), "--port", str(port)]
+    ) as proc:
+        wait_ready(f"{base}/health/ready", proc)
+        stop = threading.Event()
+        logins = 0
+
+        async def login_loop() -> None:
+            nonlocal logins
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                while not stop.is_set():
+                    answers = await asyncio.gather(
+                        *(client.post("/api/identity/auth/token", json=MEDECIN) for _ in range(10))
+                    )
+                    assert all(a.status_code == 200 for a in answers)
+                    logins += len(answers)
+
+        thread = threading.Thread(target=lambda: asyncio.run(login_loop()))
+        thread.start()
+        try:
+            health = wrk(f"{base}/health/live", connections=2, threads=1, seconds=SECONDS)
+        finally:
+            stop.set()
+            thread.join(120)
+    _print(
+        capsys,
+        "/health/live while 10 logins run concurrently (target p99 < 50 ms)",
+        [
+            ("p50", f"{health.p50_ms:.1f} ms"),
+            ("p99", f"{health.p99_ms:.1f} ms"),
+            ("logins done meanwhile", str(logins)),
+        ],
+    )
