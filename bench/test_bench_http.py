@@ -35,7 +35,8 @@ def _login(base: str) -> dict[str, str]:
 
 def _figures(result: WrkResult) -> str:
     rps, p50, p99 = result.requests_per_second, result.p50_ms, result.p99_ms
-    return f"{rps:8.0f}   p50 {p50:.1f} ms   p99 {p99:.1f} ms"
+    cpu = result.cpu_ms_per_request
+    return f"{rps:8.0f}   p50 {p50:.1f} ms   p99 {p99:.1f} ms   server CPU {cpu:.2f} ms/request"
 
 
 def _platform(data: Path, port: int) -> list[str]:
@@ -64,14 +65,16 @@ def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFix
         created.raise_for_status()
         url = f"{base}/api/patient/patients/{created.json()['id']}"
         assert httpx.get(url, headers=headers, timeout=30).status_code == 200
-        platform = wrk(url, headers=headers, seconds=SECONDS)
+        platform = wrk(url, headers=headers, seconds=SECONDS, server_pid=proc.pid)
     bare_port = free_port()
     bare_script = str(Path(__file__).with_name("bare_app.py"))
     with started(
         [bare_script, "--db", str(tmp_path / "bare.db"), "--port", str(bare_port)]
     ) as proc:
         wait_ready(f"http://127.0.0.1:{bare_port}/health/live", proc)
-        bare = wrk(f"http://127.0.0.1:{bare_port}/patients/p1", seconds=SECONDS)
+        bare = wrk(
+            f"http://127.0.0.1:{bare_port}/patients/p1", seconds=SECONDS, server_pid=proc.pid
+        )
     assert platform.non_2xx == 0 and bare.non_2xx == 0
     ratio = platform.requests_per_second / bare.requests_per_second
     _print(

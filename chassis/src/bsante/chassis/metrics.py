@@ -20,6 +20,11 @@ EVENTS_CONSUMED = Counter(
     "Events consumed",
     ["service", "event_type", "outcome"],
 )
+WRITE_TRANSACTIONS = Counter(
+    "bsante_sqlite_write_transactions_total",
+    "Committed SQLite write transactions, per database file (embedded adapters)",
+    ["db"],
+)
 OUTBOX_FAILURES = Counter(
     "bsante_outbox_publish_failures_total", "Failed outbox publications", ["service"]
 )

@@ -21,6 +21,7 @@ import structlog
 
 from bsante.chassis.bus import EventBus, Handler, Message, RetryPolicy
 from bsante.chassis.bus.delivery import deliver
+from bsante.chassis.metrics import WRITE_TRANSACTIONS
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +135,7 @@ class EmbeddedBus(EventBus):
                     datetime.now(UTC).isoformat(),
                 ),
             )
+        WRITE_TRANSACTIONS.labels(self.path.name).inc()
         self._signal.notify()
 
     def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> None:
@@ -169,6 +171,7 @@ class EmbeddedBus(EventBus):
             "ON CONFLICT (consumer_group, topic) DO UPDATE SET committed = excluded.committed",
             (group, message.topic, message.offset),
         )
+        WRITE_TRANSACTIONS.labels(self.path.name).inc()
 
     async def _consume(self, sub: _Subscription) -> None:
         wake = asyncio.Event()
