@@ -10,7 +10,7 @@ from bsante.chassis.errors import DomainError
 from bsante.chassis.service import Service
 
 
-def current_service(request: Request) -> Service:
+async def current_service(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
 

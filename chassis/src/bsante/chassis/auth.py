@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -97,8 +98,23 @@ def http_jwks_source(url: str, timeout: float = 5.0) -> JwksSource:
 
 
 class TokenVerifier:
+    """Verifies tokens against the JWKS; a token already verified is not verified again.
+
+    The verified claims of a token are kept (keyed by the exact token string) for at most
+    `cache_seconds` and never past the token's `exp`: a front-end sends the same token on
+    every request, and an Ed25519 verification plus PyJWT's decoding cost more than the rest of
+    a simple read. A key removed from the JWKS stops being honoured within `cache_seconds`.
+    """
+
     def __init__(
-        self, source: JwksSource, *, issuer: str, audience: str, min_refresh_seconds: float = 10.0
+        self,
+        source: JwksSource,
+        *,
+        issuer: str,
+        audience: str,
+        min_refresh_seconds: float = 10.0,
+        cache_seconds: float = 60.0,
+        cache_size: int = 4096,
     ) -> None:
         self._source = source
         self._issuer = issuer
@@ -107,6 +123,9 @@ class TokenVerifier:
         self._fetched_at = 0.0
         self._min_refresh = min_refresh_seconds
         self._lock = asyncio.Lock()
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 
     async def _key(self, kid: str) -> Any:
         if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refresh:
@@ -127,6 +146,20 @@ class TokenVerifier:
         return self._keys[kid]
 
     async def verify(self, token: str) -> dict[str, Any]:
+        cached = self._verified.get(token)
+        if cached is not None:
+            valid_until, claims = cached
+            if time.time() < valid_until:
+                return claims
+            del self._verified[token]
+        claims = await self._verify(token)
+        valid_until = min(float(claims["exp"]), time.time() + self._cache_seconds)
+        self._verified[token] = (valid_until, claims)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:

@@ -27,10 +27,15 @@ class BodyTooLarge(HTTPException):
 class RequestContextMiddleware:
     """Correlation and request ids, client address, body size limit, metrics, access log."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_body_bytes: int, record: bool = True
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # False where the app inside records the request itself (the embedded gateway's
+        # pass-through to a mounted service): one access log line and one metric per request.
+        self.record = record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,6 +110,8 @@ class RequestContextMiddleware:
         await response(scope, receive, send)
 
     def _record(self, scope: Scope, status: int, start: float) -> None:
+        if not self.record:
+            return
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         elapsed = time.perf_counter() - start

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
@@ -55,8 +56,9 @@ def _base_app(
     lifespan: Callable[[FastAPI], Any] | None,
     openapi_source: Callable[[], Awaitable[dict[str, dict[str, Any]]]],
     readiness: Callable[[], Awaitable[dict[str, bool]]],
+    cls: type[FastAPI] = FastAPI,
 ) -> FastAPI:
-    app = FastAPI(
+    app = cls(
         title=TITLE,
         version=VERSION,
         lifespan=lifespan,
@@ -102,6 +104,37 @@ def _base_app(
     return app
 
 
+class EmbeddedGateway(FastAPI):
+    """The embedded gateway: `/api/<service>/...` goes straight to the service's own app.
+
+    The service app has its own middleware stack (ids, body limit, metrics, access log,
+    OpenTelemetry server span); running the gateway's FastAPI stack around it as well would
+    double that work on every request. The pass-through keeps the gateway's ids and its body
+    limit; everything else (health, OpenAPI, docs, metrics, unknown paths) is the gateway's.
+    """
+
+    def route_to_services(self, settings: GatewaySettings, apps: dict[str, ASGIApp]) -> None:
+        self._service_apps = {f"/api/{name}": app for name, app in apps.items()}
+        self._limits = {
+            prefix: RequestContextMiddleware(
+                app, service="gateway", max_body_bytes=settings.max_body_bytes, record=False
+            )
+            for prefix, app in self._service_apps.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            prefix = path[: path.find("/", 5)] if path.count("/") > 2 else path
+            target = getattr(self, "_limits", {}).get(prefix)
+            if target is not None:
+                root = scope.get("root_path", "") + prefix
+                child = {**scope, "root_path": root, "app_root_path": root}
+                await target(child, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def build_embedded(settings: GatewaySettings, services: dict[str, Service]) -> FastAPI:
     """One process: the gateway's lifespan starts and stops every service it mounts."""
 
@@ -126,9 +159,11 @@ def build_embedded(settings: GatewaySettings, services: dict[str, Service]) -> F
             checks[name] = await svc.store.ping() and await svc.bus.ping()
         return checks
 
-    app = _base_app(settings, lifespan, documents, readiness)
+    app = _base_app(settings, lifespan, documents, readiness, cls=EmbeddedGateway)
+    assert isinstance(app, EmbeddedGateway)
     for name, svc in services.items():
-        app.mount(f"/api/{name}", svc.app)
+        app.mount(f"/api/{name}", svc.app)  # kept for route listings; requests take the fast path
+    app.route_to_services(settings, {name: svc.app for name, svc in services.items()})
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app
 

@@ -39,7 +39,7 @@ from bsante.patient.schemas import (
 router = APIRouter(prefix="/patients", tags=["patients"])
 
 
-def insi_gateway(request: Request) -> InsiGateway:
+async def insi_gateway(request: Request) -> InsiGateway:
     gateway: InsiGateway = request.app.state.insi
     return gateway
 

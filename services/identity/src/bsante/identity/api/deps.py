@@ -12,17 +12,17 @@ from bsante.identity.keys import KeyRing
 from bsante.identity.settings import IdentitySettings
 
 
-def settings(request: Request) -> IdentitySettings:
+async def settings(request: Request) -> IdentitySettings:
     value: IdentitySettings = request.app.state.settings
     return value
 
 
-def keyring(request: Request) -> KeyRing:
+async def keyring(request: Request) -> KeyRing:
     ring: KeyRing = request.app.state.keyring
     return ring
 
 
-def cps_verifier(request: Request) -> CpsLoginVerifier | None:
+async def cps_verifier(request: Request) -> CpsLoginVerifier | None:
     verifier: CpsLoginVerifier | None = request.app.state.cps_verifier
     return verifier
 
