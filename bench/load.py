@@ -69,6 +69,7 @@ class WrkResult:
     non_2xx: int
     requests: int
     cpu_ms_per_request: float = 0.0
+    main_thread_cpu_ms_per_request: float = 0.0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -97,20 +98,26 @@ def wrk(
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    main_before = cpu_seconds(server_pid, server_pid) if server_pid else 0.0
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    main = cpu_seconds(server_pid, server_pid) - main_before if server_pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     per_request = 1000 * cpu / total if total else 0.0
-    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0, total, per_request)
+    main_per_request = 1000 * main / total if total else 0.0
+    return WrkResult(
+        rps, p50, p99, int(bad.group(1)) if bad else 0, total, per_request, main_per_request
+    )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time of a process and all its threads, or of one thread (Linux)."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat")
+    fields = stat.read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

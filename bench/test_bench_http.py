@@ -35,8 +35,11 @@ def _login(base: str) -> dict[str, str]:
 
 def _figures(result: WrkResult) -> str:
     rps, p50, p99 = result.requests_per_second, result.p50_ms, result.p99_ms
-    cpu = result.cpu_ms_per_request
-    return f"{rps:8.0f}   p50 {p50:.1f} ms   p99 {p99:.1f} ms   server CPU {cpu:.2f} ms/request"
+    cpu, main = result.cpu_ms_per_request, result.main_thread_cpu_ms_per_request
+    return (
+        f"{rps:8.0f}   p50 {p50:.1f} ms   p99 {p99:.1f} ms"
+        f"   CPU/request {cpu:.2f} ms (event loop {main:.2f} ms)"
+    )
 
 
 def _platform(data: Path, port: int) -> list[str]:

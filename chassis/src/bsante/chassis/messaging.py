@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -98,6 +99,21 @@ class UnitOfWork:
         return await self.tx.claim_inbox(group, str(envelope.event_id))
 
 
+class BatchUndone(Exception):  # noqa: N818  (an outcome, reported to the bus adapter)
+    """A consumer batch was rolled back; its messages are delivered again one by one."""
+
+
+@dataclass
+class _Batch:
+    messaging: Messaging
+    tx: Transaction
+    failed: bool = False
+    emitted: bool = False
+
+
+_current_batch: ContextVar[_Batch | None] = ContextVar("consumer_batch", default=None)
+
+
 class Messaging:
     """Owns a service's store, bus, outbox relay and subscriptions."""
 
@@ -120,10 +136,40 @@ class Messaging:
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, causation: Envelope | None = None) -> AsyncIterator[UnitOfWork]:
+        batch = _current_batch.get()
+        if batch is not None and batch.messaging is self:
+            # Inside a consumer batch: share its transaction. An error escaping this unit of
+            # work (even one its caller catches) undoes the whole batch, which is then
+            # delivered again message by message, so no partial effect is ever kept.
+            uow = UnitOfWork(batch.tx, self.service, causation)
+            try:
+                yield uow
+            except BaseException:
+                batch.failed = True
+                raise
+            batch.emitted = batch.emitted or bool(uow.events)
+            return
         async with self.store.transaction() as tx:
             uow = UnitOfWork(tx, self.service, causation)
             yield uow
         if uow.events:
+            self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def consumer_batch(self) -> AsyncIterator[None]:
+        """One store transaction for the handlers of a batch of consumed events (one fsync
+        and one offset commit per batch instead of per event). Raises `BatchUndone` (and
+        keeps nothing) when one of its units of work failed."""
+        async with self.store.transaction() as tx:
+            batch = _Batch(self, tx)
+            token = _current_batch.set(batch)
+            try:
+                yield
+            finally:
+                _current_batch.reset(token)
+            if batch.failed:
+                raise BatchUndone("a unit of work of the batch failed")
+        if batch.emitted:
             self._wake.set()
 
     # -- outbox relay -------------------------------------------------------------------------
@@ -191,7 +237,7 @@ class Messaging:
         async def handle(message: Message) -> None:
             await router.dispatch(self, group, message)
 
-        self.bus.subscribe(topics, group, handle)
+        self.bus.subscribe(topics, group, handle, batch=self.consumer_batch)
 
 
 EventHandler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]

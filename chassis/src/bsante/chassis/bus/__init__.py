@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 
@@ -22,6 +23,9 @@ class Message:
 
 
 Handler = Callable[[Message], Awaitable[None]]
+# Opens a scope around several handler calls whose effects commit together (one store
+# transaction for a batch of messages); raising out of it undoes the whole batch.
+BatchScope = Callable[[], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -58,5 +62,17 @@ class EventBus(ABC):
         """Durably append the message; returns once the transport acknowledged it."""
 
     @abstractmethod
-    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> None:
-        """Deliver every message of `topics` to `handler` once per consumer `group`."""
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        group: str,
+        handler: Handler,
+        *,
+        batch: BatchScope | None = None,
+    ) -> None:
+        """Deliver every message of `topics` to `handler` once per consumer `group`.
+
+        An adapter that reads messages in batches may run the handlers of a batch inside
+        `batch()`, then commit the offset once; if the scope raises, it delivers the batch's
+        messages again one by one (with retries and the DLQ), as without it.
+        """

@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
-from bsante.chassis.bus import EventBus, Handler, Message, RetryPolicy
+from bsante.chassis.bus import BatchScope, EventBus, Handler, Message, RetryPolicy
 from bsante.chassis.bus.delivery import deliver
 from bsante.chassis.metrics import WRITE_TRANSACTIONS
 
@@ -61,6 +61,7 @@ class _Subscription:
     topics: tuple[str, ...]
     group: str
     handler: Handler
+    batch: BatchScope | None = None
 
 
 class EmbeddedBus(EventBus):
@@ -138,10 +139,17 @@ class EmbeddedBus(EventBus):
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
         self._signal.notify()
 
-    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> None:
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        group: str,
+        handler: Handler,
+        *,
+        batch: BatchScope | None = None,
+    ) -> None:
         if self._tasks:
             raise RuntimeError("subscribe before start")
-        self._subscriptions.append(_Subscription(tuple(topics), group, handler))
+        self._subscriptions.append(_Subscription(tuple(topics), group, handler, batch))
 
     async def committed(self, group: str, topic: str) -> int:
         """The last offset `group` finished with on `topic` (0 when none)."""
@@ -173,6 +181,24 @@ class EmbeddedBus(EventBus):
         )
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
 
+    async def _batch(self, sub: _Subscription, messages: list[Message]) -> bool:
+        """Handle a batch in one scope (one transaction): True when all of it committed.
+
+        False (nothing of it kept) when a handler raised: the caller then delivers each
+        message on its own, with retries and the DLQ, exactly as without batching.
+        """
+        assert sub.batch is not None
+        try:
+            async with sub.batch():
+                for message in messages:
+                    await sub.handler(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.info("batch_undone", group=sub.group, error_type=type(error).__name__)
+            return False
+        return True
+
     async def _consume(self, sub: _Subscription) -> None:
         wake = asyncio.Event()
         self._signal.waiters.add(wake)
@@ -187,10 +213,14 @@ class EmbeddedBus(EventBus):
         try:
             while True:
                 wake.clear()
-                async with conn.execute(sql, (sub.group, *sub.topics, self.batch_size)) as cur:
-                    rows = list(await cur.fetchall())
-                for row in rows:
-                    message = _message(row)
+                rows = list(
+                    await conn.execute_fetchall(sql, (sub.group, *sub.topics, self.batch_size))
+                )
+                pending = [_message(row) for row in rows]
+                if sub.batch is not None and len(pending) > 1 and await self._batch(sub, pending):
+                    await self._commit(conn, sub.group, pending[-1])
+                    pending = []
+                for message in pending:
                     try:
                         await deliver(message, sub.group, sub.handler, self.retry, self.publish)
                     except asyncio.CancelledError:

@@ -11,7 +11,7 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from bsante.chassis.bus import EventBus, Handler, Message, RetryPolicy
+from bsante.chassis.bus import BatchScope, EventBus, Handler, Message, RetryPolicy
 from bsante.chassis.bus.delivery import deliver
 
 # Headers FastStream writes itself on every record (or acts upon, for `reply_to`): they are
@@ -83,7 +83,14 @@ class KafkaBus(EventBus):
             headers=dict(message.headers),
         )
 
-    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> None:
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        group: str,
+        handler: Handler,
+        *,
+        batch: BatchScope | None = None,  # records are handled one by one here
+    ) -> None:
         if self._started:
             raise RuntimeError("subscribe before start: a running broker ignores new subscribers")
 
