@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -11,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bsante.chassis import context
+from bsante.chassis.context import new_id
 from bsante.chassis.errors import problem
 from bsante.chassis.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -43,8 +43,8 @@ class RequestContextMiddleware:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         # Nested apps (the embedded gateway mounts the services) keep the outer request's ids.
-        cid = headers.get("x-correlation-id") or context.correlation_id.get() or str(uuid.uuid4())
-        rid = headers.get("x-request-id") or context.request_id.get() or str(uuid.uuid4())
+        cid = headers.get("x-correlation-id") or context.correlation_id.get() or new_id()
+        rid = headers.get("x-request-id") or context.request_id.get() or new_id()
         client = scope.get("client")
         tokens = (
             context.correlation_id.set(cid[:200]),

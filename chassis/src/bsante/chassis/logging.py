@@ -78,9 +78,34 @@ def _sensitive(key: object) -> bool:
     return isinstance(key, str) and key.lower() in SENSITIVE_KEYS
 
 
+# Keys whose values the chassis writes itself (ids, route templates, statuses, times): they
+# cannot hold personal data, so the patterns are not run over them on every request.
+_SAFE_KEYS = frozenset(
+    {
+        "event",
+        "level",
+        "timestamp",
+        "service",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "trace_id",
+        "span_id",
+        "correlation_id",
+        "request_id",
+        "group",
+        "topic",
+        "event_type",
+    }
+)
+
+
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask sensitive keys and NIR/date-shaped values."""
     for key in list(event_dict):
+        if key in _SAFE_KEYS:
+            continue
         if _sensitive(key):
             event_dict[key] = REDACTED
         else:
