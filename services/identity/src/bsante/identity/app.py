@@ -8,14 +8,23 @@ from typing import Any
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
 from bsante.identity import keys
+from bsante.identity.accounts import backfill_claims
 from bsante.identity.audit import events
 from bsante.identity.cps_login import load_trust
 from bsante.identity.http import routers
+from bsante.identity.ports import Clock, PasswordHasher, system_clock
 from bsante.identity.seed import seed_demo
 from bsante.identity.settings import IdentitySettings
 
 
-def build(settings: IdentitySettings | None = None, *, standalone: bool = False) -> Service:
+def build(
+    settings: IdentitySettings | None = None,
+    *,
+    standalone: bool = False,
+    clock: Clock = system_clock,
+) -> Service:
+    """The identity service. `clock` is what sessions and lockouts read the time from; tests
+    replace `app.state.clock` to move it."""
     settings = settings or IdentitySettings()
     signing_keys: list[keys.SigningKey] = []
     token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
@@ -24,6 +33,8 @@ def build(settings: IdentitySettings | None = None, *, standalone: bool = False)
         # One list shared by the key ring, the JWKS route and in-process verifiers.
         "signing_keys": signing_keys,
         "cps_verifier": load_trust(settings),
+        "clock": clock,
+        "hasher": PasswordHasher(),
     }
 
     async def local_jwks() -> dict[str, Any]:
@@ -33,6 +44,7 @@ def build(settings: IdentitySettings | None = None, *, standalone: bool = False)
         ring = keys.KeyRing(service.store, signing_keys, token_ttl, settings.key_cache_seconds)
         service.app.state.keyring = ring
         await ring.reload()
+        await backfill_claims(service.store)
         if settings.seed_demo:
             await seed_demo(service.store)
 

@@ -16,6 +16,13 @@ class IdentitySettings(ServiceSettings):
     refresh_token_ttl_seconds: int = Field(
         12 * 3600, ge=300, le=30 * 24 * 3600, description="Lifetime of a session's refresh token"
     )
+    refresh_grace_seconds: int = Field(
+        20,
+        ge=0,
+        le=60,
+        description="After a refresh, the old refresh token returns the same new pair for this "
+        "long (two tabs refreshing at once); a reuse later revokes the session",
+    )
     seed_demo: bool = Field(True, description="Create the demo structures and users if absent")
     lockout_threshold: int = Field(5, ge=1, le=100, description="Failures before a lock")
     lockout_base_seconds: int = Field(30, ge=1, description="First lock; doubles per failure")
