@@ -189,3 +189,18 @@ async def test_passwords_are_checked_off_the_event_loop(
     monkeypatch.setattr(domain, "verify_password", recording)
     await _login(platform, *TILLEULS)
     assert threads and threading.get_ident() not in threads
+
+
+async def test_the_sealed_pair_is_dropped_once_its_window_has_passed(
+    platform: Platform, clock: FakeClock
+) -> None:
+    first = await _login(platform, *TILLEULS)
+    new = await platform.client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    clock.advance(21)
+    newer = await platform.client.post(REFRESH, json={"refresh_token": new.json()["refresh_token"]})
+    assert newer.status_code == 200
+    stored = await platform.services["identity"].store.find("refresh_tokens", None)
+    sealed = [d for d in stored if d.data.get("successor")]
+    assert len(sealed) == 1, "only the latest exchange keeps its sealed pair"
+    replay = await platform.client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401

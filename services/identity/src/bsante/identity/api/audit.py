@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal, allowed
-from bsante.chassis.errors import NotFound
+from bsante.chassis.errors import NotFoundError
 from bsante.contracts.permissions import Action
 from bsante.identity import audit
 from bsante.identity.api.deps import Limit, Offset, PageInfo
@@ -52,7 +52,7 @@ async def patient_history(
         offset=offset,
     )
     if total == 0:
-        raise NotFound("No such patient")
+        raise NotFoundError("No such patient")
     return AccessPage(
         items=[AccessRecord.model_validate(i) for i in items],
         total=total,
@@ -68,7 +68,7 @@ async def user_history(
     """The patient data a user of the acting structure accessed while acting for it."""
     doc = await svc.store.get("users", user_id) if len(user_id) <= 200 else None
     if doc is None or principal.acting_structure not in doc.data.get("structures", []):
-        raise NotFound("No such user in this structure")
+        raise NotFoundError("No such user in this structure")
     items, total = await audit.history(
         svc.store,
         structure_id=principal.acting_structure,

@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
-from bsante.chassis.errors import DomainError, NotFound
+from bsante.chassis.errors import NotFoundError, RuleViolation
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import Limit, Offset, PageInfo, SettingsDep
+from bsante.identity.api.text import SafeText
 from bsante.identity.directory import model, repository
 from bsante.identity.directory.identifiers import (
     ADELI,
@@ -38,6 +39,12 @@ class Specialty(BaseModel):
     type: str | None = None
     code: str
     label: str | None = None
+
+
+class SpecialtyIn(BaseModel):
+    type: SafeText | None = Field(None, max_length=20)
+    code: SafeText = Field(min_length=1, max_length=20)
+    label: SafeText | None = Field(None, max_length=200)
 
 
 class ProfessionalOut(BaseModel):
@@ -144,7 +151,7 @@ def _ps_id_nat(identifier: str) -> str:
             return RPPS(identifier).ps_id_nat.value
         return PSIdNat(identifier).value
     except ValueError:
-        raise NotFound("No such professional") from None
+        raise NotFoundError("No such professional") from None
 
 
 @router.get("/professionals/{identifier}", response_model=ProfessionalDetail)
@@ -155,7 +162,7 @@ async def get_professional(
     ps_id_nat = _ps_id_nat(identifier)
     doc = await svc.store.get(model.PROFESSIONALS, ps_id_nat)
     if doc is None:
-        raise NotFound("No such professional")
+        raise NotFoundError("No such professional")
     activities = await repository.activities(svc.store, "ps_id_nat", ps_id_nat)
     return ProfessionalDetail(
         **_professional(doc.data).model_dump(),
@@ -166,16 +173,16 @@ async def get_professional(
 class ProfessionalIn(BaseModel):
     rpps: str | None = Field(None, pattern=r"^[0-9]{11}$")
     adeli: str | None = Field(None, pattern=r"^[0-9A-Z]{9}$")
-    civility: str | None = Field(None, max_length=50)
-    last_name: str = Field(min_length=1, max_length=100)
-    first_name: str | None = Field(None, max_length=100)
+    civility: SafeText | None = Field(None, max_length=50)
+    last_name: SafeText = Field(min_length=1, max_length=100)
+    first_name: SafeText | None = Field(None, max_length=100)
     profession_code: str = Field(min_length=1, max_length=10, description="TRE_G15 code")
-    profession_label: str | None = Field(None, max_length=100)
-    specialties: list[Specialty] = Field(default_factory=list, max_length=20)
-    mssante: list[str] = Field(
+    profession_label: SafeText | None = Field(None, max_length=100)
+    specialties: list[SpecialtyIn] = Field(default_factory=list, max_length=20)
+    mssante: list[Annotated[SafeText, Field(max_length=200)]] = Field(
         default_factory=list, max_length=10, description="MSSanté addresses (…@….mssante.fr)"
     )
-    city: str | None = Field(None, max_length=100)
+    city: SafeText | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
     def _identifier(self) -> ProfessionalIn:
@@ -200,7 +207,7 @@ async def register_professional(
         adeli = ADELI(body.adeli) if body.adeli else None
     except ValueError as error:
         field = "rpps" if body.rpps else "adeli"
-        raise DomainError(
+        raise RuleViolation(
             f"Invalid {field.upper()}", errors=[{"field": field, "message": str(error)}]
         ) from None
     ps_id_nat = (rpps.ps_id_nat if rpps else adeli.ps_id_nat).value  # type: ignore[union-attr]
@@ -256,7 +263,7 @@ async def get_structure(structure_id: str, _: CurrentPrincipal, svc: ServiceDep)
     """A structure by id (StructIdNat for FINESS structures), with the activities at that site."""
     doc = await svc.store.get(model.STRUCTURES, structure_id) if len(structure_id) <= 100 else None
     if doc is None:
-        raise NotFound("No such structure")
+        raise NotFoundError("No such structure")
     activities = await repository.activities(svc.store, "structure_id", structure_id)
     return StructureDetail(
         **StructureOut.model_validate(doc.data).model_dump(),
@@ -268,10 +275,10 @@ class StructureIn(BaseModel):
     finess: str = Field(pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
     finess_kind: Literal["EJ", "ET"]
     legal_entity_finess: str | None = Field(None, pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
     postal_code: str | None = Field(None, pattern=r"^[0-9]{5}$")
-    city: str | None = Field(None, max_length=100)
+    city: SafeText | None = Field(None, max_length=100)
 
 
 @router.post("/structures", status_code=201, response_model=StructureOut)
@@ -285,11 +292,11 @@ async def register_structure(
             FINESS(body.legal_entity_finess, FinessKind.EJ) if body.legal_entity_finess else None
         )
     except ValueError as error:
-        raise DomainError(
+        raise RuleViolation(
             "Invalid FINESS", errors=[{"field": "finess", "message": str(error)}]
         ) from None
     if legal is not None and body.finess_kind != "ET":
-        raise DomainError(
+        raise RuleViolation(
             "Only an establishment (ET) belongs to a legal entity",
             errors=[{"field": "legal_entity_finess", "message": "only for ET"}],
         )
@@ -387,5 +394,5 @@ async def import_extraction(
 async def get_import(import_id: str, _: Manager, svc: ServiceDep) -> ImportReportOut:
     doc = await svc.store.get(IMPORTS, import_id) if len(import_id) <= 100 else None
     if doc is None:
-        raise NotFound("No such import")
+        raise NotFoundError("No such import")
     return ImportReportOut.model_validate(doc.data)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bsante.chassis.errors import Conflict
+from bsante.chassis.errors import ConflictError
 from bsante.chassis.messaging import UnitOfWork
 from bsante.chassis.store import Document, Filter, Query, Store
 from bsante.identity.directory import model
@@ -86,14 +86,14 @@ async def activities(store: Store, field: str, value: str, limit: int = 100) -> 
 
 async def register_professional(uow: UnitOfWork, doc: dict[str, Any]) -> None:
     if await uow.tx.get(model.PROFESSIONALS, doc["ps_id_nat"]) is not None:
-        raise Conflict("This professional is already in the directory")
+        raise ConflictError("This professional is already in the directory")
     await uow.tx.insert(model.PROFESSIONALS, doc["ps_id_nat"], doc)
     await registered_professional(uow, doc, "manual")
 
 
 async def register_structure(uow: UnitOfWork, doc: dict[str, Any]) -> None:
     if await uow.tx.get(model.STRUCTURES, doc["id"]) is not None:
-        raise Conflict("This structure is already in the directory")
+        raise ConflictError("This structure is already in the directory")
     await uow.tx.insert(model.STRUCTURES, doc["id"], doc)
     await registered_structure(uow, doc, "manual")
 

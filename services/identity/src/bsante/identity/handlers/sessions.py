@@ -104,8 +104,13 @@ def _access_token(
     return token, acting_structure
 
 
-def _token_record(session_id: str, now: datetime) -> dict[str, Any]:
-    return {"session_id": session_id, "used": False, "created_at": now.isoformat()}
+def _token_record(session_id: str, now: datetime, predecessor: str | None = None) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "used": False,
+        "created_at": now.isoformat(),
+        "predecessor": predecessor,
+    }
 
 
 async def open_session(
@@ -177,6 +182,20 @@ async def _revoke(tx: Transaction, session: Document, reason: str) -> None:
         )
 
 
+async def _forget_successor(
+    tx: Transaction, token: Document, now: datetime, policy: SessionPolicy
+) -> None:
+    """The successor is exchanged in turn: once its predecessor's grace window has passed, the
+    sealed copy of it is dropped, so the store keeps no sealed pair longer than it can serve."""
+    previous = token.data.get("predecessor")
+    doc = await tx.get(REFRESH_TOKENS, previous) if previous else None
+    if doc is None or not doc.data.get("successor"):
+        return
+    used_at = datetime.fromisoformat(doc.data["used_at"])
+    if now - used_at > timedelta(seconds=policy.refresh_grace_seconds):
+        await tx.update(REFRESH_TOKENS, doc.id, {**doc.data, "successor": None}, doc.version)
+
+
 def _remaining(until: str, now: datetime) -> int:
     return max(0, int((datetime.fromisoformat(until) - now).total_seconds()))
 
@@ -227,6 +246,7 @@ async def refresh_session(ports: SessionPorts, refresh_token: str) -> TokenPair:
             if user is None or not user.active or not user.acts_for(acting):
                 await _revoke(uow.tx, session, "account changed")
                 return None
+            await _forget_successor(uow.tx, token, now, policy)
             access, _ = _access_token(key, policy, user, acting, await profession_of(uow.tx, user))
             successor = secrets.token_urlsafe(32)
             access_expires_at = now + timedelta(seconds=policy.access_ttl_seconds)
@@ -246,7 +266,7 @@ async def refresh_session(ports: SessionPorts, refresh_token: str) -> TokenPair:
                 token.version,
             )
             await uow.tx.insert(
-                REFRESH_TOKENS, token_digest(successor), _token_record(session.id, now)
+                REFRESH_TOKENS, token_digest(successor), _token_record(session.id, now, digest)
             )
             return TokenPair(
                 access,
