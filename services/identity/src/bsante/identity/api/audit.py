@@ -12,6 +12,7 @@ from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import NotFoundError
 from bsante.contracts.permissions import Action
 from bsante.identity import audit
+from bsante.identity.accounts import Accounts
 from bsante.identity.api.deps import Limit, Offset, PageInfo
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -66,8 +67,7 @@ async def user_history(
     user_id: str, principal: Auditor, svc: ServiceDep, limit: Limit = 50, offset: Offset = 0
 ) -> AccessPage:
     """The patient data a user of the acting structure accessed while acting for it."""
-    doc = await svc.store.get("users", user_id) if len(user_id) <= 200 else None
-    if doc is None or principal.acting_structure not in doc.data.get("structures", []):
+    if await Accounts(svc.store).member(principal.acting_structure, user_id) is None:
         raise NotFoundError("No such user in this structure")
     items, total = await audit.history(
         svc.store,

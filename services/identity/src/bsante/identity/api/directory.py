@@ -14,22 +14,25 @@ from pydantic import BaseModel, Field, model_validator
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
-from bsante.chassis.errors import NotFoundError, RuleViolation
+from bsante.chassis.errors import NotFoundError
 from bsante.contracts.permissions import Action
-from bsante.identity.api.deps import Limit, Offset, PageInfo, SettingsDep
+from bsante.identity.api.deps import (
+    ClockDep,
+    Limit,
+    Offset,
+    PageInfo,
+    SettingsDep,
+    UnitOfWorkDep,
+)
 from bsante.identity.api.text import SafeText
 from bsante.identity.directory import model, repository
 from bsante.identity.directory.identifiers import (
-    ADELI,
-    FINESS,
     PSIDNAT_OID,
     RPPS,
-    STRUCTIDNAT_OID,
-    FinessKind,
     PSIdNat,
 )
 from bsante.identity.directory.importer import IMPORTS, import_annuaire
-from bsante.identity.domain import search_key
+from bsante.identity.handlers import directory as handlers
 
 router = APIRouter(prefix="/directory", tags=["directory"])
 Manager = Annotated[Principal, allowed(Action.MANAGE_DIRECTORY)]
@@ -160,12 +163,12 @@ async def get_professional(
 ) -> ProfessionalDetail:
     """A professional by RPPS or national id, with their activities."""
     ps_id_nat = _ps_id_nat(identifier)
-    doc = await svc.store.get(model.PROFESSIONALS, ps_id_nat)
+    doc = await repository.get(svc.store, model.PROFESSIONALS, ps_id_nat)
     if doc is None:
         raise NotFoundError("No such professional")
     activities = await repository.activities(svc.store, "ps_id_nat", ps_id_nat)
     return ProfessionalDetail(
-        **_professional(doc.data).model_dump(),
+        **_professional(doc).model_dump(),
         activities=[ActivityOut.model_validate(a.data) for a in activities],
     )
 
@@ -196,44 +199,29 @@ class ProfessionalIn(BaseModel):
 
 @router.post("/professionals", status_code=201, response_model=ProfessionalOut)
 async def register_professional(
-    body: ProfessionalIn, _: Manager, svc: ServiceDep, response: Response
+    body: ProfessionalIn, _: Manager, uow: UnitOfWorkDep, clock: ClockDep, response: Response
 ) -> ProfessionalOut:
     """Register a professional by hand (e.g. not yet in the extraction).
 
     The national id (PSIdNat) is derived from the RPPS or ADELI, never typed.
     """
-    try:
-        rpps = RPPS(body.rpps) if body.rpps else None
-        adeli = ADELI(body.adeli) if body.adeli else None
-    except ValueError as error:
-        field = "rpps" if body.rpps else "adeli"
-        raise RuleViolation(
-            f"Invalid {field.upper()}", errors=[{"field": field, "message": str(error)}]
-        ) from None
-    ps_id_nat = (rpps.ps_id_nat if rpps else adeli.ps_id_nat).value  # type: ignore[union-attr]
-    doc = {
-        "ps_id_nat": ps_id_nat,
-        "ps_id_nat_oid": PSIDNAT_OID,
-        "rpps": body.rpps,
-        "adeli": body.adeli,
-        "civility": body.civility,
-        "last_name": body.last_name,
-        "first_name": body.first_name,
-        "name_key": search_key(f"{body.last_name} {body.first_name or ''}"),
-        "profession_code": body.profession_code,
-        "profession_label": body.profession_label,
-        "category_code": None,
-        "specialties": [s.model_dump() for s in body.specialties],
-        "mssante": body.mssante,
-        "city": body.city,
-        "city_key": search_key(body.city),
-        "source": "manual",
-        "import_id": None,
-        "updated_at": repository.now_iso(),
-    }
-    async with svc.messaging.unit_of_work() as uow:
-        await repository.register_professional(uow, doc)
-    response.headers["Location"] = f"professionals/{ps_id_nat}"
+    doc = await handlers.register_professional(
+        handlers.RegisterProfessional(
+            rpps=body.rpps,
+            adeli=body.adeli,
+            civility=body.civility,
+            last_name=body.last_name,
+            first_name=body.first_name,
+            profession_code=body.profession_code,
+            profession_label=body.profession_label,
+            specialties=[s.model_dump() for s in body.specialties],
+            mssante=body.mssante,
+            city=body.city,
+        ),
+        uow=uow,
+        clock=clock,
+    )
+    response.headers["Location"] = f"professionals/{doc['ps_id_nat']}"
     return _professional(doc)
 
 
@@ -261,12 +249,12 @@ async def search_structures(
 @router.get("/structures/{structure_id}", response_model=StructureDetail)
 async def get_structure(structure_id: str, _: CurrentPrincipal, svc: ServiceDep) -> StructureDetail:
     """A structure by id (StructIdNat for FINESS structures), with the activities at that site."""
-    doc = await svc.store.get(model.STRUCTURES, structure_id) if len(structure_id) <= 100 else None
+    doc = await repository.get(svc.store, model.STRUCTURES, structure_id)
     if doc is None:
         raise NotFoundError("No such structure")
     activities = await repository.activities(svc.store, "structure_id", structure_id)
     return StructureDetail(
-        **StructureOut.model_validate(doc.data).model_dump(),
+        **StructureOut.model_validate(doc).model_dump(),
         activities=[ActivityOut.model_validate(a.data) for a in activities],
     )
 
@@ -283,43 +271,22 @@ class StructureIn(BaseModel):
 
 @router.post("/structures", status_code=201, response_model=StructureOut)
 async def register_structure(
-    body: StructureIn, _: Manager, svc: ServiceDep, response: Response
+    body: StructureIn, _: Manager, uow: UnitOfWorkDep, clock: ClockDep, response: Response
 ) -> StructureOut:
     """Register a FINESS structure by hand; its id is the derived StructIdNat (1 + FINESS)."""
-    try:
-        finess = FINESS(body.finess, FinessKind(body.finess_kind))
-        legal = (
-            FINESS(body.legal_entity_finess, FinessKind.EJ) if body.legal_entity_finess else None
-        )
-    except ValueError as error:
-        raise RuleViolation(
-            "Invalid FINESS", errors=[{"field": "finess", "message": str(error)}]
-        ) from None
-    if legal is not None and body.finess_kind != "ET":
-        raise RuleViolation(
-            "Only an establishment (ET) belongs to a legal entity",
-            errors=[{"field": "legal_entity_finess", "message": "only for ET"}],
-        )
-    doc = {
-        "id": model.structure_id(finess),
-        "struct_id_nat_oid": STRUCTIDNAT_OID,
-        "finess": finess.value,
-        "finess_kind": body.finess_kind,
-        "legal_entity": model.structure_id(legal) if legal else None,
-        "name": body.name,
-        "name_key": search_key(body.name),
-        "siret": body.siret,
-        "city": body.city,
-        "city_key": search_key(body.city),
-        "postal_code": body.postal_code,
-        "commune_code": None,
-        "tenant": False,
-        "source": "manual",
-        "import_id": None,
-        "updated_at": repository.now_iso(),
-    }
-    async with svc.messaging.unit_of_work() as uow:
-        await repository.register_structure(uow, doc)
+    doc = await handlers.register_structure(
+        handlers.RegisterStructure(
+            finess=body.finess,
+            finess_kind=body.finess_kind,
+            legal_entity_finess=body.legal_entity_finess,
+            name=body.name,
+            siret=body.siret,
+            postal_code=body.postal_code,
+            city=body.city,
+        ),
+        uow=uow,
+        clock=clock,
+    )
     response.headers["Location"] = f"structures/{doc['id']}"
     return StructureOut.model_validate(doc)
 
@@ -392,7 +359,7 @@ async def import_extraction(
 
 @router.get("/imports/{import_id}", response_model=ImportReportOut)
 async def get_import(import_id: str, _: Manager, svc: ServiceDep) -> ImportReportOut:
-    doc = await svc.store.get(IMPORTS, import_id) if len(import_id) <= 100 else None
+    doc = await repository.get(svc.store, IMPORTS, import_id)
     if doc is None:
         raise NotFoundError("No such import")
-    return ImportReportOut.model_validate(doc.data)
+    return ImportReportOut.model_validate(doc)

@@ -14,6 +14,7 @@ from bsante.contracts.permissions import Action
 from bsante.identity.accounts import STRUCTURES
 from bsante.identity.api.deps import KeyRingDep, SettingsDep, UnitOfWorkDep
 from bsante.identity.api.text import SafeText
+from bsante.identity.directory import repository
 from bsante.identity.handlers import structures as handlers
 
 router = APIRouter(tags=["structures"])
@@ -34,10 +35,10 @@ class TenantIn(BaseModel):
 
 @router.get("/structures/current", response_model=TenantOut)
 async def current_structure(principal: CurrentPrincipal, svc: ServiceDep) -> TenantOut:
-    doc = await svc.store.get(STRUCTURES, principal.acting_structure)
+    doc = await repository.get(svc.store, STRUCTURES, principal.acting_structure)
     if doc is None:
         raise handlers.NoSuchStructure()
-    return TenantOut.model_validate(doc.data)
+    return TenantOut.model_validate(doc)
 
 
 @router.put("/structures/current", response_model=TenantOut)
