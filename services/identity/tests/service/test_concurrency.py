@@ -176,6 +176,20 @@ async def test_identity_free_text_refuses_control_and_bidi_characters(
     ]
 
 
+async def test_a_user_name_must_stay_one_address_once_normalised(platform: Platform) -> None:
+    admin = await platform.login()
+    response = await platform.client.post(
+        "/api/identity/users",
+        headers=admin,
+        json={
+            "username": "a\uff20b@tilleuls.demo",  # a full-width "@" folds to a second "@"
+            "display_name": "A",
+            "password": "Secretaire-2026-ok",
+        },
+    )
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "username"
+
+
 async def test_passwords_are_checked_off_the_event_loop(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

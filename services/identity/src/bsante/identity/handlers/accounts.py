@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,10 +21,17 @@ from bsante.identity.accounts import (
     membership,
 )
 from bsante.identity.directory.identifiers import RPPS
-from bsante.identity.domain import LockoutPolicy, User, check_password_rules, normalise_username
-from bsante.identity.domain import throttle_key as throttle_key_of
+from bsante.identity.domain import (
+    LockoutPolicy,
+    User,
+    check_password_rules,
+    normalise_username,
+    throttle_key,
+)
 from bsante.identity.handlers import retried, throttle
 from bsante.identity.ports import Clock, PasswordHasher, UnitOfWorkFactory
+
+USERNAME_FORM = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class UsernameTaken(ConflictError):
@@ -106,6 +114,12 @@ async def create_user(
     name and the professional are claimed in the creating transaction (see `accounts`).
     """
     username = normalise_username(cmd.username)
+    if not USERNAME_FORM.fullmatch(username):
+        # Compatibility forms can fold into a second "@" or a space.
+        raise RuleViolation(
+            "The user name must be one e-mail address",
+            errors=[{"field": "username", "message": "not an e-mail address once normalised"}],
+        )
     profession: str | None = None
     ps_id_nat: str | None = None
     if cmd.rpps is not None:
@@ -239,7 +253,7 @@ async def change_password(
     if found is None:
         raise NoSuchUser()
     user, version = found
-    attempt = await throttle.count_attempt(uow, throttle_key_of(user.username), clock(), lockout)
+    attempt = await throttle.count_attempt(uow, throttle_key(user.username), clock(), lockout)
     if not await hasher.verify(user.password_hash, cmd.current_password):
         await throttle.failed(uow, attempt, user)
         raise WrongCurrentPassword()
