@@ -74,7 +74,7 @@ class HttpPatientDirectory:
     """
 
     def __init__(self, client: ServiceClient, verifier: TokenVerifier) -> None:
-        self._client = client
+        self.client = client
         self._verifier = verifier
 
     async def find(
@@ -84,7 +84,7 @@ class HttpPatientDirectory:
         user = str((await self._verifier.verify(token.strip()))["sub"])
         headers = {"X-Structure-Id": structure_id, "X-On-Behalf-Of": user}
         try:
-            response = await self._client.get(f"internal/patients/{patient_id}", headers=headers)
+            response = await self.client.get(f"internal/patients/{patient_id}", headers=headers)
         except httpx.HTTPError as error:
             log.warning("patient_service_unreachable", error_type=type(error).__name__)
             raise PatientServiceUnavailable("The patient service is unreachable") from None

@@ -116,7 +116,10 @@ def _retire(entries: list[dict[str, Any]], until: datetime, now: datetime) -> li
 
 
 async def sync_from_settings(
-    store: Store, clients: dict[str, ServiceClientSpec], overlap: timedelta
+    store: Store,
+    clients: dict[str, ServiceClientSpec],
+    overlap: timedelta,
+    now: datetime | None = None,
 ) -> None:
     """Adopt the configured secret of each client.
 
@@ -128,7 +131,7 @@ async def sync_from_settings(
     for client_id, spec in clients.items():
         plain = Path(spec.secret_file).read_text().strip() if spec.secret_file else None
         for _ in range(5):  # another replica syncing at the same time: read again
-            now = datetime.now(UTC)
+            at = now or datetime.now(UTC)
             doc = await store.get(COLLECTION, client_id)
             entries: list[dict[str, Any]] = list(doc.data["secrets"]) if doc else []
             if plain is not None:
@@ -137,8 +140,8 @@ async def sync_from_settings(
                 known = any(e["hash"] == spec.secret_hash for e in entries)
             if known:
                 break
-            current = _entry(spec.secret_hash or hash_secret(plain or ""), "settings", now)
-            kept = [current, *_retire(entries, now + overlap, now)]
+            current = _entry(spec.secret_hash or hash_secret(plain or ""), "settings", at)
+            kept = [current, *_retire(entries, at + overlap, at)]
             try:
                 async with store.transaction() as tx:
                     if doc is None:
@@ -150,10 +153,12 @@ async def sync_from_settings(
                 continue
 
 
-async def authenticate(store: Store, client_id: str, secret: str) -> bool:
-    """True when `secret` is one of the client's valid secrets."""
+async def authenticate(
+    store: Store, client_id: str, secret: str, now: datetime | None = None
+) -> bool:
+    """True when `secret` is one of the client's valid secrets (at `now`, default: now)."""
     doc = await store.get(COLLECTION, client_id) if client_id else None
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     entries = [e for e in (doc.data["secrets"] if doc else []) if _live(e, now)]
     if not entries:
         secret_matches(_DUMMY, secret)
@@ -170,13 +175,15 @@ class Rotation:
     previous_valid_until: datetime
 
 
-async def rotate(store: Store, client_id: str, overlap: timedelta) -> Rotation:
+async def rotate(
+    store: Store, client_id: str, overlap: timedelta, now: datetime | None = None
+) -> Rotation:
     """A new current secret; the previous ones stay valid `overlap` longer. 409 when two
     rotations race (the store's version check)."""
     doc = await store.get(COLLECTION, client_id)
     if doc is None:
         raise NotFound("No such service client")
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     secret = new_secret()
     until = now + overlap
     kept = [_entry(hash_secret(secret), "rotation", now), *_retire(doc.data["secrets"], until, now)]
