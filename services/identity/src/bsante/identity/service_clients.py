@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -201,3 +202,13 @@ async def secrets_of(store: Store, client_id: str) -> list[dict[str, Any]]:
         for e in (doc.data["secrets"] if doc else [])
         if _live(e, now)
     ]
+
+
+def main() -> None:
+    """Print a new client secret and its hash, for the settings of a service and of identity."""
+    secret = new_secret()
+    print(json.dumps({"client_secret": secret, "secret_hash": hash_secret(secret)}))
+
+
+if __name__ == "__main__":
+    main()
