@@ -140,6 +140,11 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         headers = login(base, TILLEULS)
         found = httpx.get(f"{base}/api/patient/patients/{patient['id']}", headers=headers)
         assert found.status_code == 200, "data persisted across the restart"
+        # A new forms secret was drawn at this start; identity adopted it over the stored one.
+        via_forms = httpx.get(
+            f"{base}/api/forms/patients/{patient['id']}/submissions", headers=headers, timeout=10
+        )
+        assert via_forms.status_code == 200, via_forms.text
         assert usage_total(base, headers, 1) == 1, "no event consumed twice after the restart"
         create_patient(base, headers, birth_name="LEGRAND")
         assert usage_total(base, headers, 2) == 2
