@@ -75,8 +75,12 @@ class UnitOfWork:
         patient_id: str,
         action: AccessAction,
         resource: str,
+        service_client: str | None = None,
     ) -> None:
-        """Record an access to patient data, in the same transaction as the access itself."""
+        """Record an access to patient data, in the same transaction as the access itself.
+
+        `service_client`: another service read or wrote on `user_id`'s behalf (a service token).
+        """
         await self.emit(
             PatientDataAccessed(
                 user_id=user_id,
@@ -88,6 +92,7 @@ class UnitOfWork:
                 at=datetime.now(UTC),
                 request_id=context.request_id.get(),
                 client_address=context.client_address.get(),
+                service_client=service_client,
             ),
             structure_id=acting_structure,
             subject_id=patient_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,3 +26,15 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, description="Larger request bodies get 413")
     log_level: str = "INFO"
     otlp_endpoint: str = Field("", description="OTLP/HTTP traces endpoint; empty = no export")
+    # Service-to-service calls (client credentials at identity); see service_client.py.
+    service_token_url: str = Field(
+        "http://127.0.0.1:8000/api/identity/oauth/token",
+        description="identity's OAuth2 token endpoint, where this service gets its own token",
+    )
+    service_client_id: str = Field("", description="This service's client id (default: its name)")
+    service_client_secret: SecretStr = Field(
+        SecretStr(""), description="This service's client secret"
+    )
+    service_client_secret_file: str = Field(
+        "", description="File holding the client secret, read when the secret setting is empty"
+    )

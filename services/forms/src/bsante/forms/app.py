@@ -6,6 +6,8 @@ import httpx
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
+from bsante.chassis.service_client import ServiceClient, token_provider
+from bsante.contracts.permissions import ServiceScope
 from bsante.forms.http import router
 from bsante.forms.patients import HttpPatientDirectory, PatientDirectory
 from bsante.forms.settings import FormsSettings
@@ -18,20 +20,26 @@ def build(
     jwks: JwksSource | None = None,
     patients: PatientDirectory | None = None,
     patient_transport: httpx.AsyncBaseTransport | None = None,
+    token_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Service:
-    """`patients` replaces the patient service (tests); `patient_transport` reaches it
-    in-process (embedded platform)."""
+    """`patients` replaces the patient service (tests); `patient_transport` and
+    `token_transport` reach the patient service and identity in-process (embedded platform)."""
     settings = settings or FormsSettings()
-    directory = patients or HttpPatientDirectory(
-        settings.patient_url,
-        timeout=settings.patient_timeout_seconds,
-        transport=patient_transport,
-    )
-    return Service(
+    svc = Service(
         settings,
         title="Bureautique Santé — forms",
         routers=[router],
         jwks=jwks,
         standalone=standalone,
-        state={"patients": directory},
     )
+    if patients is None:
+        tokens = token_provider(settings, [ServiceScope.PATIENT_READ], transport=token_transport)
+        client = ServiceClient(
+            settings.patient_url,
+            tokens,
+            timeout=settings.patient_timeout_seconds,
+            transport=patient_transport,
+        )
+        patients = HttpPatientDirectory(client, svc.verifier)
+    svc.app.state.patients = patients
+    return svc

@@ -7,7 +7,7 @@ from typing import Any
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
-from bsante.identity import keys
+from bsante.identity import keys, service_clients
 from bsante.identity.accounts import backfill_claims
 from bsante.identity.audit import events
 from bsante.identity.cps_login import load_trust
@@ -45,6 +45,11 @@ def build(
         service.app.state.keyring = ring
         await ring.reload()
         await backfill_claims(service.store)
+        await service_clients.sync_from_settings(
+            service.store,
+            settings.service_clients,
+            timedelta(seconds=settings.service_secret_overlap_seconds),
+        )
         if settings.seed_demo:
             await seed_demo(service.store)
 

@@ -32,6 +32,7 @@ def record(envelope: Envelope, payload: PatientDataAccessed) -> dict[str, Any]:
         "at": payload.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "request_id": payload.request_id,
         "client_address": payload.client_address,
+        "service_client": payload.service_client,
         "correlation_id": envelope.correlation_id,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
-from bsante.patient import http, http_annotations
+from bsante.patient import http, http_annotations, http_internal
 from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
 from bsante.patient.settings import PatientSettings
 from bsante.patient.subscriptions import subscriptions
@@ -21,7 +21,7 @@ def build(
     return Service(
         settings,
         title="Bureautique Santé — patient",
-        routers=[http.router, http_annotations.router],
+        routers=[http.router, http_annotations.router, http_internal.router],
         events=subscriptions(),
         jwks=jwks,
         standalone=standalone,

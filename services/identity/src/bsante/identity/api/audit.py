@@ -30,6 +30,7 @@ class AccessRecord(BaseModel):
     at: str
     request_id: str | None
     client_address: str | None
+    service_client: str | None = None
 
 
 class AccessPage(PageInfo):
