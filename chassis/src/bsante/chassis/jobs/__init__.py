@@ -458,8 +458,10 @@ async def get_job(store: Store, identifier: str) -> JobRecord:
     return JobRecord.from_document(doc)
 
 
-async def retry_job(store: Store, identifier: str, *, now: datetime | None = None) -> JobRecord:
-    """Give a Failed job (after a fix) a fresh set of attempts, due now."""
+async def retry_job(
+    store: Store, identifier: str, *, by: str, now: datetime | None = None
+) -> JobRecord:
+    """Give a Failed job (after a fix) a fresh set of attempts, due now; `by` names who asked."""
     moment = now or datetime.now(UTC)
     async with store.transaction() as tx:
         doc = await tx.get(JOBS, identifier)
@@ -481,9 +483,10 @@ async def retry_job(store: Store, identifier: str, *, now: datetime | None = Non
             updated_at=utc_iso(moment),
             failure_reason=None,
             lease_owner=None,
+            retried_by=by,
         )
         updated = await tx.update(JOBS, identifier, data, doc.version)
-    log.info("job_retried", job_id=identifier, kind=data["kind"])
+    log.info("job_retried", job_id=identifier, kind=data["kind"], by=by)
     return JobRecord.from_document(updated)
 
 
