@@ -7,6 +7,7 @@ FastStream's TestKafkaBroker.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -260,3 +261,30 @@ async def test_the_command_line_lists_and_replays_and_refuses_an_unknown_event(
         "list", "--service", "timeline", "--topic", PATIENT, "--bus-url", f"embedded://{missing}"
     )
     assert absent.returncode == 2 and not missing.exists()
+
+
+@pytest.mark.kafka
+async def test_dead_letters_are_read_back_from_a_real_kafka() -> None:
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not servers:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS not set: reading a real Kafka DLQ skipped")
+    from bsante.chassis.dlq.kafka import KafkaTopicReader
+
+    topic = f"bsante.test-dlq-{uuid.uuid4().hex[:10]}.v1"
+    bus = KafkaBus(servers, client_id="dlq-test", retry=FAST)
+    original = patient_created()
+    await bus.start()
+    try:
+        letter = Message(
+            dlq(topic),
+            original.key,
+            original.value,
+            {"x-consumer-group": "bsante.timeline", "x-original-topic": topic},
+        )
+        await bus.publish(letter)
+        reader = KafkaTopicReader(servers)
+        letters = await dead_letters(reader, topic, "bsante.timeline")
+        assert [d.event_id for d in letters] == [event_id(original)]
+        assert letters[0].replay_message().topic == topic
+    finally:
+        await bus.stop()

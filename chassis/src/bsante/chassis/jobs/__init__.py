@@ -249,6 +249,7 @@ class JobRecord:
     outcome: Any = None
     lease_owner: str | None = None
     retries: int = 0
+    retried_by: str | None = None
 
     @classmethod
     def from_document(cls, doc: Document) -> JobRecord:
@@ -274,6 +275,7 @@ class JobRecord:
             outcome=d.get("outcome"),
             lease_owner=d.get("lease_owner"),
             retries=int(d.get("retries", 0)),
+            retried_by=d.get("retried_by"),
         )
 
     def to_json(self, *, with_payload: bool = True) -> JSON:
@@ -285,6 +287,7 @@ class JobRecord:
             "state": self.state.value,
             "attempts": self.attempts,
             "retries": self.retries,
+            "retried_by": self.retried_by,
             "structure_id": self.structure_id,
             "subject_id": self.subject_id,
             "created_at": utc_iso(self.created_at),
@@ -713,7 +716,6 @@ class JobWorker:
         try:
             async with asyncio.timeout(kind.policy.timeout):
                 outcome = await kind.handler(job)
-            stored = _outcome_json(outcome)
         except asyncio.CancelledError:
             if breaker is not None:
                 breaker.release()
@@ -736,6 +738,13 @@ class JobWorker:
             return
         if breaker is not None:
             breaker.record_success()
+        try:
+            stored = _outcome_json(outcome)
+        except TypeError as error:
+            # A bug of the handler, not of the remote: calling again would not help.
+            failure = JobFailure("permanent_error", "InvalidOutcome", first_line(error))
+            await self._give_up(kind, doc, failure, self._now())
+            return
         await self._succeed(kind, doc, job, outcome, stored)
 
     async def _succeed(
@@ -755,8 +764,13 @@ class JobWorker:
                 await uow.tx.update(JOBS, doc.id, data, doc.version)
                 if kind.on_success is not None:
                     await kind.on_success(uow, job, outcome)
-        except ConcurrencyConflict:
-            self._lease_lost(doc)
+        except ConcurrencyConflict as conflict:
+            if conflict.collection == JOBS and conflict.doc_id == doc.id:
+                self._lease_lost(doc)
+                return
+            # on_success met a concurrent change of the domain: the lease expires and the job
+            # runs again (same key, the remote answers as for a duplicate).
+            log.warning("job_completion_conflict", job_id=doc.id, collection=conflict.collection)
             return
         except Exception as error:
             # The call succeeded but its outcome cannot be recorded: park the job for ops
