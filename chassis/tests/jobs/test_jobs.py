@@ -564,3 +564,14 @@ async def test_two_workers_on_one_store_never_run_one_job_twice_or_together(
     assert await replicas[0].store.count(JOBS, {"state": "succeeded"}) == 30
     assert overlaps == []
     assert sorted(runs) == sorted(set(runs)) and len(runs) == 30, "each job ran once"
+
+
+async def test_a_worker_claims_no_more_jobs_than_it_runs_at_once(messaging: Messaging) -> None:
+    # A claimed job starts at once: its lease never runs out while it waits for a slot.
+    for n in range(5):
+        await add(messaging, f"doc-{n}")
+    worker = JobWorker(messaging, [kind(Remote())], clock=Clock(), concurrency=2)
+    assert await worker.run_once() == 2
+    assert await messaging.store.count(JOBS, {"state": "pending"}) == 3
+    assert await worker.run_once() == 2
+    assert await worker.run_once() == 1

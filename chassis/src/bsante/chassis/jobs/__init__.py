@@ -540,12 +540,14 @@ class JobWorker:
         if len(self.kinds) != len(kinds):
             raise ValueError("two job kinds share a name")
         self.worker_id = worker_id or f"{self.service}:{uuid.uuid4().hex[:12]}"
+        if concurrency < 1 or batch_size < concurrency:
+            raise ValueError("concurrency >= 1 and batch_size >= concurrency")
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.lease_margin = lease_margin
         self._now = clock or (lambda: datetime.now(UTC))
         self._rng = rng or random.Random()
-        self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         policies = breakers or {}
         self.breakers = {
@@ -573,13 +575,15 @@ class JobWorker:
                     "job_worker_error", service=self.service, error_type=type(error).__name__
                 )
                 ran = 0
-            if ran < self.batch_size:
+            if ran < self.concurrency:
                 # asyncio.timeout, not wait_for: see the outbox relay (CPython gh-86296).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
                         await self._wake.wait()
 
     async def run_once(self) -> int:
+        # At most `concurrency` claims at a time: a claimed job starts at once, its lease
+        # never runs out while it waits for a slot.
         claimed = await self._claim_due()
         await asyncio.gather(*(self._run(c) for c in claimed))
         return len(claimed)
@@ -611,8 +615,10 @@ class JobWorker:
                 limit=self.batch_size,
             ),
         )
-        claimed = []
+        claimed: list[_Claimed] = []
         for doc in docs:
+            if len(claimed) >= self.concurrency:
+                break
             kind = self.kinds[doc.data["kind"]]
             breaker = self.breakers.get(kind.endpoint) if kind.endpoint else None
             if breaker is not None and not breaker.acquire():
@@ -672,28 +678,27 @@ class JobWorker:
     # -- running --------------------------------------------------------------------------
 
     async def _run(self, claimed: _Claimed) -> None:
-        async with self._slots:
-            doc, kind = claimed.doc, claimed.kind
-            record = JobRecord.from_document(doc)
-            cid_token = context.correlation_id.set(doc.data.get("correlation_id"))
-            trace_token = otel_context.attach(extract_context(doc.data.get("trace") or {}))
-            bound = structlog.contextvars.bind_contextvars(service=self.service)
-            try:
-                with tracer.start_as_current_span(
-                    f"job {kind.name}",
-                    kind=trace.SpanKind.CLIENT,
-                    attributes={
-                        "bsante.job.id": doc.id,
-                        "bsante.job.kind": kind.name,
-                        "bsante.job.attempt": record.attempts,
-                        "bsante.service": self.service,
-                    },
-                ):
-                    await self._attempt(claimed, record)
-            finally:
-                structlog.contextvars.reset_contextvars(**bound)
-                otel_context.detach(trace_token)
-                context.correlation_id.reset(cid_token)
+        doc, kind = claimed.doc, claimed.kind
+        record = JobRecord.from_document(doc)
+        cid_token = context.correlation_id.set(doc.data.get("correlation_id"))
+        trace_token = otel_context.attach(extract_context(doc.data.get("trace") or {}))
+        bound = structlog.contextvars.bind_contextvars(service=self.service)
+        try:
+            with tracer.start_as_current_span(
+                f"job {kind.name}",
+                kind=trace.SpanKind.CLIENT,
+                attributes={
+                    "bsante.job.id": doc.id,
+                    "bsante.job.kind": kind.name,
+                    "bsante.job.attempt": record.attempts,
+                    "bsante.service": self.service,
+                },
+            ):
+                await self._attempt(claimed, record)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+            otel_context.detach(trace_token)
+            context.correlation_id.reset(cid_token)
 
     async def _attempt(self, claimed: _Claimed, record: JobRecord) -> None:
         kind, doc, breaker = claimed.kind, claimed.doc, claimed.breaker
