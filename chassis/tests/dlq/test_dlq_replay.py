@@ -7,6 +7,7 @@ FastStream's TestKafkaBroker.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -238,6 +239,12 @@ async def test_the_command_line_lists_and_replays_and_refuses_an_unknown_event(
         assert listed.returncode == 0, listed.stderr
         assert event_id(original) in listed.stdout
         assert "RuntimeError: projection bug" in listed.stdout
+
+        shown = dlq_cli("show", *where, "--event-id", event_id(original))
+        assert shown.returncode == 0, shown.stderr
+        (summary,) = json.loads(shown.stdout)
+        assert summary["error_type"] == "RuntimeError" and summary["group"] == "bsante.timeline"
+        assert "payload" not in summary
 
         before = len(await bus.read(PATIENT))
         unknown = dlq_cli("replay", *where, "--event-id", str(uuid.uuid4()))
