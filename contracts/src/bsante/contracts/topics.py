@@ -9,8 +9,10 @@ FORMS: Final = "bsante.forms.v1"
 CARD_BRIDGE: Final = "bsante.card-bridge.v1"
 # Access-audit records, produced by every service that touches patient data, kept by identity.
 AUDIT: Final = "bsante.audit.v1"
+# Operational facts (a job that gave up, ...), produced by any service, for the SLA monitor.
+OPERATIONS: Final = "bsante.operations.v1"
 
-ALL: Final = (IDENTITY, PATIENT, SLA_MONITOR, FORMS, CARD_BRIDGE, AUDIT)
+ALL: Final = (IDENTITY, PATIENT, SLA_MONITOR, FORMS, CARD_BRIDGE, AUDIT, OPERATIONS)
 
 DLQ_SUFFIX: Final = ".dlq"
 
