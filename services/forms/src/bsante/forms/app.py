@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from bsante.chassis.auth import JwksSource
+from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.forms.http import router
 from bsante.forms.patients import HttpPatientDirectory, PatientDirectory
@@ -18,7 +19,7 @@ def build(
     jwks: JwksSource | None = None,
     patients: PatientDirectory | None = None,
     patient_transport: httpx.AsyncBaseTransport | None = None,
-) -> Service:
+) -> Service[FormsSettings]:
     """`patients` replaces the patient service (tests); `patient_transport` reaches it
     in-process (embedded platform)."""
     settings = settings or FormsSettings()
@@ -35,3 +36,11 @@ def build(
         standalone=standalone,
         state={"patients": directory},
     )
+
+
+def build_embedded(context: EmbeddedContext) -> Service[FormsSettings]:
+    """forms asks the patient service about patients: in one process, straight to its app."""
+    settings = FormsSettings(
+        store_url=context.store_url("forms"), bus_url=context.bus_url, patient_url="http://patient"
+    )
+    return build(settings, jwks=context.jwks, patient_transport=context.transport("patient"))

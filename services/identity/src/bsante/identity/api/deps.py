@@ -7,14 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
+from bsante.chassis.service import service_settings
 from bsante.identity.cps import CpsLoginVerifier
 from bsante.identity.keys import KeyRing
 from bsante.identity.settings import IdentitySettings
 
-
-def settings(request: Request) -> IdentitySettings:
-    value: IdentitySettings = request.app.state.settings
-    return value
+settings = service_settings(IdentitySettings)
 
 
 def keyring(request: Request) -> KeyRing:
