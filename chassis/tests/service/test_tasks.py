@@ -10,7 +10,7 @@ import httpx
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from bsante.chassis.service import RELAY_TASK, Service
+from bsante.chassis.service import RELAY_TASK, Check, Service
 from bsante.chassis.settings import ServiceSettings
 from bsante.chassis.tasks import Backoff, LongRunning, Periodic, SupervisedTask
 
@@ -36,10 +36,10 @@ def failures(service: str, task: str) -> float:
     return value or 0.0
 
 
-def bare(name: str, tasks: list[SupervisedTask]) -> Service:
+def bare(name: str, tasks: list[SupervisedTask], **checks: Check) -> Service:
     """A service with only an HTTP app and its tasks (no store, bus or token verification)."""
     settings = ServiceSettings(service_name=name)
-    return Service(settings, store=False, bus=False, jwks=False, tasks=tasks)
+    return Service(settings, store=False, bus=False, jwks=False, tasks=tasks, checks=checks)
 
 
 async def test_a_crashing_task_restarts_with_backoff_and_readiness_follows_it() -> None:
@@ -152,3 +152,18 @@ async def test_tasks_run_between_the_store_opening_and_closing(tmp_path: Path) -
     await reopened.store.start()
     assert await reopened.store.get("things", "last-words") is not None
     await reopened.store.close()
+
+
+async def test_a_part_of_the_service_can_add_its_own_readiness_check() -> None:
+    reachable = False
+
+    async def blobs() -> bool:
+        return reachable
+
+    svc = bare("with-blobs", [], blobs=blobs)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app), base_url="http://s")
+    response = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["errors"] == [{"field": "blobs", "message": "unreachable"}]
+    reachable = True
+    assert (await client.get("/health/ready")).status_code == 200

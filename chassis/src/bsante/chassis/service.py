@@ -36,6 +36,8 @@ from bsante.chassis.tracing import configure_tracing
 # The default lets code that reads only the common settings write plain `Service`.
 S = TypeVar("S", bound=ServiceSettings, default=ServiceSettings)
 Hook = Callable[["Service[S]"], Awaitable[None]]
+# An extra readiness check of a part the service owns (a blob store, a remote's breaker).
+Check = Callable[[], Awaitable[bool]]
 
 RELAY_TASK = "outbox-relay"
 
@@ -69,6 +71,7 @@ class Service(Generic[S]):
         bus: EventBus | Literal[False] | None = None,
         on_start: Sequence[Hook[S]] = (),
         on_stop: Sequence[Hook[S]] = (),
+        checks: Mapping[str, Check] | None = None,
         standalone: bool = False,
         state: Mapping[str, Any] | None = None,
     ) -> None:
@@ -102,6 +105,7 @@ class Service(Generic[S]):
             self.supervisor.add(task)
         self._on_start = list(on_start)
         self._on_stop = list(on_stop)
+        self._checks = dict(checks or {})
         self._stack: AsyncExitStack | None = None
         if routers and not http:
             raise ValueError(f"{self.name} has routers but was built without an HTTP app")
@@ -190,12 +194,15 @@ class Service(Generic[S]):
     # -- health -------------------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, str | None]:
-        """Each check and why it fails (None when it passes): store, bus, then each task."""
+        """Each check and why it fails (None when it passes): store, bus, the service's own
+        checks, then each task."""
         checks: dict[str, str | None] = {}
         if self._store is not None:
             checks["store"] = None if await self._store.ping() else "unreachable"
         if self._bus is not None:
             checks["bus"] = None if await self._bus.ping() else "unreachable"
+        for name, check in self._checks.items():
+            checks[name] = None if await check() else "unreachable"
         failing = {status.name: status for status in self.supervisor.failing()}
         for spec in self.supervisor.tasks:
             status = failing.get(spec.name)
