@@ -170,8 +170,10 @@ def parse(text: str) -> Manifest:
             raise ManifestError(
                 f"{SOURCE}: services.{entry.name}.calls names unknown {', '.join(unknown)}"
             )
-    for attribute in ("module", "folder"):
-        values = [getattr(e, attribute) for e in entries]
+    for attribute, values in (
+        ("module", [e.module for e in entries]),
+        ("folder", [e.folder for e in entries]),
+    ):
         if len(set(values)) != len(values):
             raise ManifestError(f"{SOURCE}: two services share a {attribute}")
     if len(manifest.of_kind("gateway")) != 1:
@@ -373,6 +375,22 @@ def stale(root: Path, manifest: Manifest) -> list[str]:
     )
 
 
+def _as_json(entry: ServiceEntry) -> dict[str, object]:
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "module": entry.module,
+        "folder": entry.folder,
+        "port": entry.port,
+        "env_prefix": entry.env_prefix,
+        "produces": list(entry.produces),
+        "consumes": list(entry.consumes),
+        "calls": list(entry.calls),
+        "external": list(entry.external),
+        "env": dict(entry.env),
+    }
+
+
 def _repository_root() -> Path:
     for parent in Path(__file__).resolve().parents:
         if (parent / SOURCE).is_file():
@@ -382,12 +400,23 @@ def _repository_root() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["generate", "check", "list"])
+    parser.add_argument("command", choices=["generate", "check", "list", "json"])
     parser.add_argument("--root", type=Path, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
-    root: Path = args.root or _repository_root()
     try:
-        manifest = parse((root / SOURCE).read_text())
+        if args.command in ("json", "list") and args.root is None:
+            manifest = load()  # the installed one: works in an image too
+        else:
+            root: Path = args.root or _repository_root()
+            manifest = parse((root / SOURCE).read_text())
+        if args.command == "json":
+            # For tools that read no TOML (a Helm values generator, scripts).
+            document = {
+                "services": [_as_json(e) for e in manifest.services],
+                "topics": list(manifest.topics),
+            }
+            print(json.dumps(document, indent=2))
+            return 0
         if args.command == "list":
             for e in manifest.services:
                 print(f"{e.name:16} {e.kind:18} {e.module:22} {e.folder:24} {e.port}")
