@@ -1,9 +1,16 @@
-"""CPU-heavy work (password hashing, later PDF rendering) off the event loop, in a bounded pool."""
+"""CPU-heavy calls (argon2, PDF rendering) on a bounded thread pool, off the event loop.
+
+argon2 and the PDF renderers release the GIL while they compute, so threads run them in
+parallel with the event loop: one login no longer stalls every request of the process.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -11,12 +18,22 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# argon2 releases the GIL while hashing, so threads run in parallel; the bound keeps a burst of
-# logins from starting more hashes (64 MiB each) than there are cores to run them.
-_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="cpu")
+# Enough to overlap a few logins; more threads would only compete for the same cores.
+MAX_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
 
 
-async def run_cpu(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run `fn(*args, **kwargs)` in the CPU pool; the event loop keeps serving meanwhile."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs))
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="bsante-cpu")
+        return _pool
+
+
+async def run_cpu(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` on the CPU pool; the caller's context (correlation id) goes along."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_executor(), call)

@@ -134,7 +134,7 @@ class Messaging:
     # -- outbox relay -------------------------------------------------------------------------
 
     async def start_relay(self) -> None:
-        self._relay_task = asyncio.create_task(self._relay(), name=f"relay:{self.service}")
+        self._relay_task = asyncio.create_task(self.run_relay(), name=f"relay:{self.service}")
 
     async def stop_relay(self) -> None:
         if self._relay_task is not None:
@@ -174,7 +174,8 @@ class Messaging:
             sent += 1
         return sent
 
-    async def _relay(self) -> None:
+    async def run_relay(self) -> None:
+        """The relay loop, until cancelled (the service runs it as a supervised task)."""
         while True:
             self._wake.clear()
             try:

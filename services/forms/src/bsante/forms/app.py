@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from pydantic import SecretStr
 
 from bsante.chassis.auth import JwksSource
+from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.chassis.service_client import ServiceClient, token_provider
 from bsante.contracts.permissions import ServiceScope
@@ -21,7 +23,7 @@ def build(
     patients: PatientDirectory | None = None,
     patient_transport: httpx.AsyncBaseTransport | None = None,
     token_transport: httpx.AsyncBaseTransport | None = None,
-) -> Service:
+) -> Service[FormsSettings]:
     """`patients` replaces the patient service (tests); `patient_transport` and
     `token_transport` reach the patient service and identity in-process (embedded platform)."""
     settings = settings or FormsSettings()
@@ -40,6 +42,27 @@ def build(
             timeout=settings.patient_timeout_seconds,
             transport=patient_transport,
         )
+        if svc.verifier is None:
+            raise ValueError("forms verifies user tokens: it needs a JWKS source")
         patients = HttpPatientDirectory(client, svc.verifier)
     svc.app.state.patients = patients
     return svc
+
+
+def build_embedded(context: EmbeddedContext) -> Service[FormsSettings]:
+    """forms asks the patient service about patients with its service token: in one process,
+    straight to the patient and identity apps."""
+    secret = context.register_service_client("forms", [ServiceScope.PATIENT_READ])
+    settings = FormsSettings(
+        store_url=context.store_url("forms"),
+        bus_url=context.bus_url,
+        patient_url="http://patient",
+        service_token_url="http://identity/oauth/token",
+        service_client_secret=SecretStr(secret),
+    )
+    return build(
+        settings,
+        jwks=context.jwks,
+        patient_transport=context.transport("patient"),
+        token_transport=context.transport("identity"),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bsante.chassis.auth import JwksSource
+from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.patient import http, http_annotations, http_internal
 from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
@@ -16,7 +17,7 @@ def build(
     standalone: bool = False,
     jwks: JwksSource | None = None,
     insi: InsiGateway | None = None,
-) -> Service:
+) -> Service[PatientSettings]:
     settings = settings or PatientSettings()
     return Service(
         settings,
@@ -27,3 +28,8 @@ def build(
         standalone=standalone,
         state={"insi": insi or insi_from_settings(settings)},
     )
+
+
+def build_embedded(context: EmbeddedContext) -> Service[PatientSettings]:
+    settings = PatientSettings(store_url=context.store_url("patient"), bus_url=context.bus_url)
+    return build(settings, jwks=context.jwks)

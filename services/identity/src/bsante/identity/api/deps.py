@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
 from bsante.chassis.api import ServiceDep
+from bsante.chassis.service import service_settings
 from bsante.identity.accounts import Accounts
 from bsante.identity.cps import CpsLoginVerifier
 from bsante.identity.domain import LockoutPolicy
@@ -16,10 +17,7 @@ from bsante.identity.keys import KeyRing
 from bsante.identity.ports import Clock, PasswordHasher, UnitOfWorkFactory
 from bsante.identity.settings import IdentitySettings
 
-
-def settings(request: Request) -> IdentitySettings:
-    value: IdentitySettings = request.app.state.settings
-    return value
+settings = service_settings(IdentitySettings)
 
 
 def keyring(request: Request) -> KeyRing:
