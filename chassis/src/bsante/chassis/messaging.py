@@ -295,11 +295,16 @@ class Messaging:
         sent_ids: list[str] = []
         failures: list[OutboxFailure] = []
         published: Counter[str] = Counter()
+        failed_keys: set[str] = set()
         for record, outcome, span in zip(batch, outcomes, spans, strict=True):
             if outcome is None:
                 sent_ids.append(record.event_id)
                 published[record.topic] += 1
+            elif record.key in failed_keys:
+                # Not attempted after the failure of an earlier row of its key: it only waits.
+                span.set_status(trace.Status(trace.StatusCode.ERROR, "held back"))
             else:
+                failed_keys.add(record.key)
                 attempts = record.attempts + 1
                 park = attempts >= self.policy.max_attempts
                 failures.append(
