@@ -400,7 +400,9 @@ class SqliteStore(Store):
         self, collection: str, fields: Sequence[str], *, unique: bool = False
     ) -> Index:
         index = self._declare(collection, fields, unique)
-        columns = ", ".join(_extract(name) for name in index.fields)
+        # `collection` first: the planner then sees more equality columns here than in the
+        # primary key (collection, id) and picks this index without statistics.
+        columns = ", ".join(["collection", *(_extract(name) for name in index.fields)])
         try:
             async with self._immediate() as conn:
                 await conn.execute(
