@@ -474,3 +474,21 @@ async def test_parallel_lease_takers_one_wins(store: Store) -> None:
     )
     assert sum(results) == 1
     assert await store.lease_holder("relay") == f"h{results.index(True)}"
+
+
+async def test_insert_if_absent_claims_a_key_without_aborting(store: Store) -> None:
+    async with store.transaction() as tx:
+        assert await tx.insert_if_absent("claims", "k", {"by": "first"}) is not None
+        assert await tx.insert_if_absent("claims", "k", {"by": "second"}) is None
+        await tx.insert("things", "after", {})  # the transaction goes on
+    got = await store.get("claims", "k")
+    assert got is not None and got.data == {"by": "first"} and got.version == 1
+    assert await store.get("things", "after") is not None
+
+    async def claim(n: int) -> bool:
+        async def block(tx: Transaction) -> bool:
+            return await tx.insert_if_absent("claims", "race", {"by": n}) is not None
+
+        return await store.run_in_transaction(block, attempts=10)
+
+    assert sorted(await asyncio.gather(*(claim(n) for n in range(5)))) == [False] * 4 + [True]

@@ -185,6 +185,12 @@ class Transaction(ABC):
         """Create at version 1; DuplicateDocument if the id exists."""
 
     @abstractmethod
+    async def insert_if_absent(self, collection: str, doc_id: str, data: JSON) -> Document | None:
+        """Create at version 1, or None when the id exists (then nothing changes and, unlike a
+        caught DuplicateDocument, the transaction goes on). One conditional write: the way to
+        claim a key. A unique-index collision is still a DuplicateDocument."""
+
+    @abstractmethod
     async def update(
         self, collection: str, doc_id: str, data: JSON, expected_version: int
     ) -> Document:

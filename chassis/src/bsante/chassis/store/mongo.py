@@ -130,6 +130,22 @@ class _MongoTransaction(Transaction):
             raise self._mapped(collection, doc_id, error) from error
         return Document(collection, doc_id, 1, data)
 
+    async def insert_if_absent(
+        self, collection: str, doc_id: str, data: dict[str, Any]
+    ) -> Document | None:
+        self._check()
+        try:
+            # An upsert that changes nothing on an existing id: no duplicate-key abort.
+            result = await self._db[collection].update_one(
+                {"_id": doc_id},
+                {"$setOnInsert": {"version": 1, "data": data}},
+                upsert=True,
+                session=self._s,
+            )
+        except PyMongoError as error:
+            raise self._mapped(collection, doc_id, error) from error
+        return Document(collection, doc_id, 1, data) if result.upserted_id is not None else None
+
     async def update(
         self, collection: str, doc_id: str, data: dict[str, Any], expected_version: int
     ) -> Document:
@@ -220,9 +236,8 @@ class MongoStore(Store):
         )
         # The keys held back by a parked row or a row waiting for its retry.
         await outbox.create_index(
-            [("key", ASCENDING)],
+            [("sent_at", ASCENDING), ("attempts", ASCENDING), ("key", ASCENDING)],
             name="outbox_held",
-            partialFilterExpression={"sent_at": None, "attempts": {"$gt": 0}},
         )
         await outbox.create_index(
             [("parked_at", ASCENDING), ("created_at", ASCENDING)], name="outbox_parked"

@@ -194,6 +194,21 @@ class _SqliteTransaction(Transaction):
             raise self.aborted from error
         return Document(collection, doc_id, 1, data)
 
+    async def insert_if_absent(
+        self, collection: str, doc_id: str, data: dict[str, Any]
+    ) -> Document | None:
+        self._check()
+        try:
+            cursor = await self._conn.execute(
+                "INSERT INTO documents (collection, id, version, data) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (collection, id) DO NOTHING",
+                (collection, doc_id, json.dumps(data)),
+            )
+        except sqlite3.IntegrityError as error:  # a unique index, not the id
+            self.aborted = _duplicate(collection, doc_id, error)
+            raise self.aborted from error
+        return Document(collection, doc_id, 1, data) if cursor.rowcount == 1 else None
+
     async def update(
         self, collection: str, doc_id: str, data: dict[str, Any], expected_version: int
     ) -> Document:

@@ -61,10 +61,7 @@ def backs(index: Index, shape: QueryShape) -> bool:
         return True
     if shape.order:
         n = len(shape.equality)
-        return (
-            set(fields[:n]) == shape.equality
-            and fields[n : n + len(shape.order)] == shape.order
-        )
+        return set(fields[:n]) == shape.equality and fields[n : n + len(shape.order)] == shape.order
     if shape.equality:
         return fields[0] in shape.equality
     return fields[0] in shape.ranges
