@@ -59,7 +59,7 @@ def test_the_backing_rule() -> None:
 
 
 async def test_assert_queries_indexed_lists_the_unbacked_queries(store: SqliteStore) -> None:
-    await store.ensure_index("audit", ["structure_id", "at"])
+    await store.ensure_indexes([Index("audit", ("structure_id", "at"))])
     with assert_queries_indexed(store) as shapes:
         await store.find("audit", Query(where={"structure_id": "s"}, order_by=[("at", True)]))
         await store.count("audit", {"structure_id": "s"})

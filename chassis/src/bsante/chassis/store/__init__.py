@@ -280,6 +280,11 @@ class Store(ABC):
         """Create the index if absent (idempotent) and declare it. A unique index makes a
         second document with the same values (all fields present) a DuplicateDocument."""
 
+    async def ensure_indexes(self, indexes: Sequence[Index]) -> None:
+        """`ensure_index` for each of a service's declared indexes (call it at start)."""
+        for index in indexes:
+            await self.ensure_index(index.collection, index.fields, unique=index.unique)
+
     def declared_indexes(self) -> list[Index]:
         """The indexes declared through `ensure_index` on this store object."""
         return list(self._declared().values())

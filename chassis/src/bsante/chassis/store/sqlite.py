@@ -325,6 +325,8 @@ class SqliteStore(Store):
             try:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
                 # Another process kept the writer longer than busy_timeout.
                 raise TransientConflict("*", "*", str(error)) from error
             try:
