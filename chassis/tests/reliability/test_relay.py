@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from bsante.chassis.bus.embedded import EmbeddedBus
 from bsante.chassis.errors import install_problem_handlers
 from bsante.chassis.messaging import BusUnavailable, Messaging, RelayPolicy
 from bsante.chassis.ops import outbox_ops_router
-from bsante.chassis.store import OutboxRecord
+from bsante.chassis.store import OutboxRecord, Store
 from bsante.chassis.store.sqlite import SqliteStore
 
 TOPIC = "bsante.test.v1"
@@ -87,7 +88,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await adapter.close()
 
 
-async def add_rows(store: SqliteStore, keys: Sequence[str], start: int = 0) -> list[str]:
+async def add_rows(store: Store, keys: Sequence[str], start: int = 0) -> list[str]:
     ids = []
     async with store.transaction() as tx:
         for n, key in enumerate(keys, start):
@@ -187,11 +188,26 @@ async def test_a_bus_refusing_everything_blames_no_row(
     assert await messaging.relay_once() == 2
 
 
+def replica_stores(kind: str, tmp_path: Path) -> list[Store]:
+    """Two store objects on one database, as two replicas of a service have."""
+    if kind == "sqlite":
+        return [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    uri = os.environ.get("MONGODB_URI")
+    if not uri:
+        pytest.skip("MONGODB_URI not set: MongoDB variant of the two-relay test skipped")
+    from bsante.chassis.store.mongo import MongoStore
+
+    database = f"bsante_relay_{uuid.uuid4().hex[:8]}"
+    return [MongoStore(uri, database), MongoStore(uri, database)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)])
 async def test_two_relays_on_one_store_publish_each_row_once_in_key_order(
-    tmp_path: Path, log: EmbeddedBus
+    kind: str, tmp_path: Path, log: EmbeddedBus
 ) -> None:
-    # Two replicas: two store objects on one file, two Messaging objects, both relays running.
-    stores = [SqliteStore(tmp_path / "shared.db"), SqliteStore(tmp_path / "shared.db")]
+    # Two replicas: two store objects on one database, two Messaging objects, both relays
+    # running.
+    stores = replica_stores(kind, tmp_path)
     for s in stores:
         await s.start()
     buses = [RecordingBus(log), RecordingBus(log)]
@@ -226,11 +242,16 @@ async def test_two_relays_on_one_store_publish_each_row_once_in_key_order(
     assert await relays[0].relay_once() == 0, "a live lease of another holder is respected"
     assert await stores[1].acquire_lease(relays[1].lease_name, ghost, ttl=0)  # it expires
     assert await relays[0].relay_once() == 1
+    if kind == "mongodb":
+        from bsante.chassis.store.mongo import MongoStore
+
+        assert isinstance(stores[0], MongoStore)
+        await stores[0]._client.drop_database(stores[0]._db.name)
     for s in stores:
         await s.close()
 
 
-async def _all_sent(store: SqliteStore, written: int) -> bool:
+async def _all_sent(store: Store, written: int) -> bool:
     return written == 300 and await store.outbox_pending(1) == []
 
 
