@@ -40,3 +40,15 @@ JOB_BREAKER_OPEN = Gauge(
 
 async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+OUTBOX_PARKED = Counter(
+    "bsante_outbox_parked_total",
+    "Outbox rows parked (Failed) after their last allowed publication attempt",
+    ["service"],
+)
+PURGED = Counter(
+    "bsante_purged_total",
+    "Rows dropped by the retention purge",
+    ["service", "what"],  # what = outbox | inbox | log
+)

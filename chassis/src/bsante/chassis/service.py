@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any, Generic, Literal, NoReturn
 
 import structlog
@@ -24,13 +25,16 @@ from bsante.chassis.bus import EventBus
 from bsante.chassis.bus.factory import bus_from_url
 from bsante.chassis.errors import Unauthorized, install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
+from bsante.chassis.jobs import BreakerPolicy, JobKind, JobWorker
+from bsante.chassis.jobs.api import jobs_router
 from bsante.chassis.logging import configure_logging
-from bsante.chassis.messaging import EventRouter, Messaging
+from bsante.chassis.messaging import EventRouter, Messaging, RelayPolicy
 from bsante.chassis.metrics import metrics_endpoint
+from bsante.chassis.ops import outbox_ops_router
 from bsante.chassis.settings import ServiceSettings
 from bsante.chassis.store import Store
 from bsante.chassis.store.factory import store_from_url
-from bsante.chassis.tasks import LongRunning, SupervisedTask, Supervisor
+from bsante.chassis.tasks import LongRunning, Periodic, SupervisedTask, Supervisor
 from bsante.chassis.tracing import configure_tracing
 
 # The default lets code that reads only the common settings write plain `Service`.
@@ -40,6 +44,8 @@ Hook = Callable[["Service[S]"], Awaitable[None]]
 Check = Callable[[], Awaitable[bool]]
 
 RELAY_TASK = "outbox-relay"
+PURGE_TASK = "retention-purge"
+JOBS_TASK = "job-worker"
 
 
 class MissingPart(RuntimeError):
@@ -66,6 +72,8 @@ class Service(Generic[S]):
         http: bool = True,
         events: EventRouter | None = None,
         tasks: Sequence[SupervisedTask] = (),
+        jobs: Sequence[JobKind[Any, Any]] = (),
+        job_breakers: Mapping[str, BreakerPolicy] | None = None,
         jwks: JwksSource | Literal[False] | None = None,
         store: Store | Literal[False] | None = None,
         bus: EventBus | Literal[False] | None = None,
@@ -87,7 +95,17 @@ class Service(Generic[S]):
         self._bus: EventBus | None = None if bus is False else bus
         self._messaging: Messaging | None = None
         if self._store is not None and self._bus is not None:
-            self._messaging = Messaging(self.name, self._store, self._bus)
+            self._messaging = Messaging(
+                self.name,
+                self._store,
+                self._bus,
+                policy=RelayPolicy(
+                    batch_size=settings.outbox_batch_size,
+                    max_attempts=settings.outbox_max_attempts,
+                    lease_ttl=settings.relay_lease_seconds,
+                    retention=timedelta(days=settings.retention_days),
+                ),
+            )
         if events is not None and events.topics and self._messaging is None:
             raise ValueError(f"{self.name} consumes events: it needs a store and a bus")
         self.events = events
@@ -101,6 +119,16 @@ class Service(Generic[S]):
         self.supervisor = Supervisor(self.name)
         if self._messaging is not None:
             self.supervisor.add(LongRunning(RELAY_TASK, self._messaging.run_relay))
+            self.supervisor.add(
+                Periodic(PURGE_TASK, self._purge, every=settings.purge_interval_seconds)
+            )
+        # Durable jobs for external calls: a supervised worker, and ops routes to see them.
+        self.jobs: JobWorker | None = None
+        if jobs:
+            if self._messaging is None:
+                raise ValueError(f"{self.name} runs jobs: it needs a store and a bus")
+            self.jobs = JobWorker(self._messaging, jobs, breakers=job_breakers)
+            self.supervisor.add(LongRunning(JOBS_TASK, self.jobs.run_forever))
         for task in tasks:
             self.supervisor.add(task)
         self._on_start = list(on_start)
@@ -179,6 +207,9 @@ class Service(Generic[S]):
                 stack.push_async_callback(hook, self)
             for hook in self._on_start:
                 await hook(self)
+            if self._messaging is not None:
+                # After the relay stopped (callbacks run in reverse): hand its lease over.
+                stack.push_async_callback(self._messaging.release_relay_lease)
             self.supervisor.start()
             stack.push_async_callback(self.supervisor.stop)
             self._stack = stack.pop_all()
@@ -190,6 +221,9 @@ class Service(Generic[S]):
         if stack is not None:
             await stack.aclose()
         self.log.info("service_stopped", service=self.name)
+
+    async def _purge(self) -> None:
+        await self.messaging.purge_once()
 
     # -- health -------------------------------------------------------------------------------
 
@@ -241,6 +275,10 @@ class Service(Generic[S]):
         app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
         for router in routers:
             app.include_router(router)
+        if self._messaging is not None:
+            app.include_router(outbox_ops_router(self._messaging))
+        if self.jobs is not None:
+            app.include_router(jobs_router(self.store))
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
         return app
 

@@ -36,7 +36,6 @@ from bsante.chassis.store import (
     JSON,
     ConcurrencyConflict,
     Document,
-    DuplicateDocument,
     Query,
     Store,
     Transaction,
@@ -383,10 +382,9 @@ async def schedule(
 ) -> Scheduled:
     """Schedule a job in the caller's transaction; the same (kind, key) twice is a no-op.
 
-    The job document's id is derived from (kind, key), so its insert is the claim of the key.
-    The look-up before it, in the same transaction, is there only because a duplicate-key error
-    aborts a whole MongoDB transaction: a concurrent second schedule still fails on the insert
-    (SQLite serialises writers; MongoDB reports a write conflict), it never writes a second job.
+    The job document's id is derived from (kind, key), so its conditional insert
+    (`insert_if_absent`) is the claim of the key: a second schedule, concurrent or not, writes
+    no second job and leaves the caller's transaction usable.
     """
     name = kind if isinstance(kind, str) else kind.name
     if not name or not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
@@ -395,38 +393,33 @@ async def schedule(
         payload = kind.payload.model_validate(payload)
     data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else dict(payload)
     identifier = job_id(name, idempotency_key)
-    if await tx.get(JOBS, identifier) is not None:
-        return Scheduled(identifier, created=False)
     moment = now or datetime.now(UTC)
     due = max(moment, not_before) if not_before else moment
-    try:
-        await tx.insert(
-            JOBS,
-            identifier,
-            {
-                "kind": name,
-                "idempotency_key": idempotency_key,
-                "payload": data,
-                "structure_id": structure_id,
-                "subject_id": subject_id or identifier,
-                "state": JobState.PENDING.value,
-                "attempts": 0,
-                "retries": 0,
-                "created_at": utc_iso(moment),
-                "due_at": utc_iso(due),
-                "updated_at": utc_iso(moment),
-                "lease_owner": None,
-                "last_error": None,
-                "failure_reason": None,
-                "outcome": None,
-                "correlation_id": context.current_correlation_id(),
-                # The trace of the scheduling request continues in the worker's spans.
-                "trace": inject_headers({}),
-            },
-        )
-    except DuplicateDocument:
-        return Scheduled(identifier, created=False)
-    return Scheduled(identifier, created=True)
+    inserted = await tx.insert_if_absent(
+        JOBS,
+        identifier,
+        {
+            "kind": name,
+            "idempotency_key": idempotency_key,
+            "payload": data,
+            "structure_id": structure_id,
+            "subject_id": subject_id or identifier,
+            "state": JobState.PENDING.value,
+            "attempts": 0,
+            "retries": 0,
+            "created_at": utc_iso(moment),
+            "due_at": utc_iso(due),
+            "updated_at": utc_iso(moment),
+            "lease_owner": None,
+            "last_error": None,
+            "failure_reason": None,
+            "outcome": None,
+            "correlation_id": context.current_correlation_id(),
+            # The trace of the scheduling request continues in the worker's spans.
+            "trace": inject_headers({}),
+        },
+    )
+    return Scheduled(identifier, created=inserted is not None)
 
 
 # -- ops ------------------------------------------------------------------------------------
