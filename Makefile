@@ -33,6 +33,7 @@ typecheck: dev
 
 contracts: dev
 	$(PY) -m bsante.contracts.generate
+	$(PY) -m bsante.contracts.manifest generate
 
 test: dev lint typecheck
 	$(VENV)/bin/pytest -q

@@ -1,5 +1,6 @@
-# Build the five service images: `docker buildx bake -f deploy/docker-bake.hcl` (from the repo root).
-# One target: `docker buildx bake -f deploy/docker-bake.hcl patient`.
+# Generated from contracts/src/bsante/contracts/services.toml by `make contracts`: edit that file, not this one.
+# Build the service images: `docker buildx bake -f deploy/docker-bake.hcl` (from the
+# repository root). One target: `docker buildx bake -f deploy/docker-bake.hcl patient`.
 
 variable "TAG" {
   default = "dev"

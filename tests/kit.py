@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from bsante.chassis.service import Service
 from bsante.gateway.app import build_embedded
@@ -54,6 +56,21 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def api_routes(routes: list[Any]) -> Iterator[tuple[str, set[str], Dependant]]:
+    """(path, methods, dependant) of every API route, through included routers too.
+
+    FastAPI 0.16x mounts included routers lazily (`_IncludedRouter`), whose effective routes
+    carry the full path and dependant; older versions list plain `APIRoute`s.
+    """
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route.path, set(route.methods or ()), route.dependant
+        elif hasattr(route, "effective_route_contexts"):
+            for context in route.effective_route_contexts():
+                if context.dependant is not None:
+                    yield context.path, set(context.methods or ()), context.dependant
 
 
 @pytest.fixture

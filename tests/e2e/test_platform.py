@@ -140,6 +140,11 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         headers = login(base, TILLEULS)
         found = httpx.get(f"{base}/api/patient/patients/{patient['id']}", headers=headers)
         assert found.status_code == 200, "data persisted across the restart"
+        # A new forms secret was drawn at this start; identity adopted it over the stored one.
+        via_forms = httpx.get(
+            f"{base}/api/forms/patients/{patient['id']}/submissions", headers=headers, timeout=10
+        )
+        assert via_forms.status_code == 200, via_forms.text
         assert usage_total(base, headers, 1) == 1, "no event consumed twice after the restart"
         create_patient(base, headers, birth_name="LEGRAND")
         assert usage_total(base, headers, 2) == 2
@@ -153,7 +158,8 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
     Kafka and MongoDB are not available here: the services share the embedded log and use
     SQLite, but every hop between them is real HTTP, as in production.
     """
-    ports = {name: free_port() for name in ("identity", "patient", "sla-monitor", "gateway")}
+    names = ("identity", "patient", "sla-monitor", "forms", "gateway")
+    ports = {name: free_port() for name in names}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     common = {
         "BUS_URL": f"embedded://{tmp_path}",
@@ -169,23 +175,37 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
         values.update({f"{prefix}_{k}": v for k, v in common.items()})
         return values
 
+    # forms reaches patient with its own service token: identity reads the secret from a
+    # mounted file, forms from its environment.
+    secret = "e2e-" + os.urandom(16).hex()
+    (tmp_path / "forms.secret").write_text(secret)
+    clients = {"forms": {"scopes": ["patient:read"], "secret_file": str(tmp_path / "forms.secret")}}
+    identity_env = {**env("IDENTITY", "identity"), "IDENTITY_SERVICE_CLIENTS": json.dumps(clients)}
+    forms_env = {
+        **env("FORMS", "forms"),
+        "FORMS_PATIENT_URL": urls["patient"],
+        "FORMS_SERVICE_TOKEN_URL": f"{urls['identity']}/oauth/token",
+        "FORMS_SERVICE_CLIENT_SECRET": secret,
+    }
     gateway_env = {
         "GATEWAY_PORT": str(ports["gateway"]),
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_SERVICES": json.dumps(
-            {n: urls[n] for n in ("identity", "patient", "sla-monitor")}
+            {n: urls[n] for n in ("identity", "patient", "sla-monitor", "forms")}
         ),
     }
     with (
-        started(["-m", "bsante.identity"], env("IDENTITY", "identity")) as identity,
+        started(["-m", "bsante.identity"], identity_env) as identity,
         started(["-m", "bsante.patient"], env("PATIENT", "patient")) as patient,
         started(["-m", "bsante.sla_monitor"], env("SLA_MONITOR", "sla-monitor")) as sla,
+        started(["-m", "bsante.forms"], forms_env) as forms,
         started(["-m", "bsante.gateway"], gateway_env) as gateway,
     ):
         for name, process in (
             ("identity", identity),
             ("patient", patient),
             ("sla-monitor", sla),
+            ("forms", forms),
             ("gateway", gateway),
         ):
             wait_ready(f"{urls[name]}/health/ready", process)
@@ -199,7 +219,17 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
         assert httpx.get(f"{base}/api/nowhere/x").status_code == 404
         merged = httpx.get(f"{base}/openapi.json").json()
         assert "/api/patient/patients" in merged["paths"]
-        for process in (gateway, sla, patient, identity):
+        # forms -> identity (client credentials) -> patient's service-only route, all over HTTP.
+        submissions = httpx.get(
+            f"{base}/api/forms/patients/{created['id']}/submissions", headers=headers, timeout=10
+        )
+        assert submissions.status_code == 200, submissions.text
+        other = login(base, VAL)
+        hidden = httpx.get(
+            f"{base}/api/forms/patients/{created['id']}/submissions", headers=other, timeout=10
+        )
+        assert hidden.status_code == 404
+        for process in (gateway, forms, sla, patient, identity):
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)
             # uvicorn shuts down gracefully, then re-raises the signal it captured.

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
-from kit import Platform  # type: ignore[import-not-found]
+from kit import Platform, api_routes  # type: ignore[import-not-found]
 
 from bsante.chassis.auth import issue_token
 from bsante.contracts.permissions import Action, is_allowed, roles
@@ -31,26 +30,11 @@ def _actions(dependant: Dependant) -> Iterator[Action]:
         yield from _actions(sub)
 
 
-def _api_routes(routes: list[Any]) -> Iterator[tuple[str, set[str], Dependant]]:
-    """(path, methods, dependant) of every API route, through included routers too.
-
-    FastAPI 0.16x mounts included routers lazily (`_IncludedRouter`), whose effective routes
-    carry the full path and dependant; older versions list plain `APIRoute`s.
-    """
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route.path, set(route.methods or ()), route.dependant
-        elif hasattr(route, "effective_route_contexts"):
-            for context in route.effective_route_contexts():
-                if context.dependant is not None:
-                    yield context.path, set(context.methods or ()), context.dependant
-
-
 def guarded_routes(platform: Platform) -> list[tuple[str, str, str, Action]]:
     """(service, method, path, action) of every route with an `allowed` check."""
     found = []
     for name, service in platform.services.items():
-        for path, methods, dependant in _api_routes(list(service.app.routes)):
+        for path, methods, dependant in api_routes(list(service.app.routes)):
             for action in set(_actions(dependant)):
                 for method in sorted(methods):
                     found.append((name, method, path, action))

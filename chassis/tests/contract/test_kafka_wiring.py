@@ -19,7 +19,7 @@ from faststream.kafka import TestKafkaBroker
 from faststream.kafka.message import KafkaAckableMessage
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 from faststream.middlewares import AckPolicy
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -383,3 +383,38 @@ async def test_undecodable_key_does_not_block_the_partition() -> None:
         await bus.broker.publish(BODY, "bsante.patient.v1", key=b"\xffpatient")
 
     assert [m.key for m in handler.messages] == ["\\xffpatient"]
+
+
+async def test_publish_many_sends_a_batch_in_order_with_each_trace(
+    backend: Backend, tracer_provider: TracerProvider
+) -> None:
+    topic = backend.topic("batch")
+    bus = backend.bus(tracer_provider)
+    probe = Recorder()
+    bus.subscribe([topic], backend.group("batch"), probe)
+    tracer = tracer_provider.get_tracer("test")
+    batch: list[Message] = []
+    trace_ids: list[int] = []
+    for n in range(4):
+        # Each message carries the trace of the write that raised it, as outbox rows do.
+        with tracer.start_as_current_span(f"write {n}") as span:
+            carrier: dict[str, str] = {"n": str(n)}
+            propagate.inject(carrier)
+            trace_ids.append(span.get_span_context().trace_id)
+        batch.append(Message(topic, f"k{n % 2}", BODY, carrier))
+    # Refused before sending: fails alone, and the later message of its key is not sent.
+    batch.insert(1, Message(topic, "k1", BODY, {"reply_to": "x"}))
+
+    async with backend.running(bus):
+        outcomes = await bus.publish_many(batch)
+        await eventually(lambda: probe.calls == 2, backend.timeout, "the batch was delivered")
+        await asyncio.sleep(backend.quiet_period)
+
+    # [n0 k0, refused k1, n1 k1, n2 k0, n3 k1]: the k1 messages after the refusal are held.
+    assert outcomes[0] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], ValueError)
+    assert outcomes[2] is outcomes[1] and outcomes[4] is outcomes[1]
+    assert [m.headers["n"] for m in probe.messages] == ["0", "2"]
+    for received in probe.messages:
+        expected = trace_ids[int(received.headers["n"])]
+        assert received.headers["traceparent"].split("-")[1] == format(expected, "032x")

@@ -6,17 +6,22 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bsante.chassis.store import (
     ConcurrencyConflict,
+    DocumentNotFound,
     DuplicateDocument,
     OutboxRecord,
     Query,
     Store,
+    StoreError,
+    Transaction,
+    TransactionAborted,
+    TransientConflict,
 )
 from bsante.chassis.store.sqlite import SqliteStore
 
@@ -198,3 +203,292 @@ async def test_get_many_returns_the_committed_documents_found(store: Store) -> N
         for doc_id in many:
             await tx.insert("bulk", doc_id, {})
     assert len(await store.get_many("bulk", many)) == 1200
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+
+async def test_parallel_writers_on_one_version_exactly_one_wins(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.insert("things", "a", {"n": 0})
+    doc = await store.get("things", "a")
+    assert doc is not None
+
+    async def write(n: int) -> int:
+        async with store.transaction() as tx:
+            await tx.update("things", "a", {"n": n}, expected_version=doc.version)
+        return n
+
+    results = await asyncio.gather(*(write(n) for n in range(1, 9)), return_exceptions=True)
+    winners = [r for r in results if isinstance(r, int)]
+    assert len(winners) == 1
+    assert all(isinstance(r, ConcurrencyConflict) for r in results if not isinstance(r, int))
+    got = await store.get("things", "a")
+    assert got is not None and got.version == 2 and got.data == {"n": winners[0]}
+
+
+async def test_parallel_inbox_claims_of_one_event_claim_once(store: Store) -> None:
+    async def claim(_: int) -> bool:
+        async def block(tx: Transaction) -> bool:
+            return await tx.claim_inbox("g", "e-race")
+
+        return await store.run_in_transaction(block, attempts=10)
+
+    results = await asyncio.gather(*(claim(n) for n in range(6)))
+    assert sorted(results) == [False] * 5 + [True]
+
+
+async def test_a_duplicate_aborts_the_whole_transaction(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.insert("things", "taken", {"n": 0})
+    with pytest.raises(DuplicateDocument):
+        async with store.transaction() as tx:
+            await tx.insert("things", "mine", {"n": 1})
+            await tx.add_outbox(_record(1))
+            assert await tx.claim_inbox("g", "e1")
+            with pytest.raises(DuplicateDocument) as caught:
+                await tx.insert("things", "taken", {"n": 2})
+            assert not isinstance(caught.value, TransactionAborted)
+            # Going on after the duplicate is refused, on both adapters.
+            with pytest.raises(TransactionAborted):
+                await tx.get("things", "mine")
+            with pytest.raises(TransactionAborted):
+                await tx.insert("things", "other", {"n": 3})
+            # Leaving the block normally does not commit it either.
+    assert await store.get("things", "mine") is None
+    assert await store.get("things", "other") is None
+    assert await store.outbox_pending() == []
+    assert not await store.inbox_contains("g", "e1")
+    got = await store.get("things", "taken")
+    assert got is not None and got.data == {"n": 0}
+
+
+async def test_run_in_transaction_reruns_transient_conflicts_a_bounded_number_of_times(
+    store: Store,
+) -> None:
+    calls = 0
+
+    async def flaky(tx: Transaction) -> str:
+        nonlocal calls
+        calls += 1
+        await tx.insert("things", f"try-{calls}", {})
+        if calls < 3:
+            raise TransientConflict("things", f"try-{calls}", "simulated")
+        return "done"
+
+    assert await store.run_in_transaction(flaky, attempts=3) == "done"
+    assert calls == 3
+    # Only the last run committed.
+    assert [d.id for d in await store.find("things")] == ["try-3"]
+
+    async def always(tx: Transaction) -> None:
+        raise TransientConflict("things", "x", "simulated")
+
+    with pytest.raises(ConcurrencyConflict):
+        await store.run_in_transaction(always, attempts=2)
+
+    stale = 0
+
+    async def stale_version(tx: Transaction) -> None:
+        nonlocal stale
+        stale += 1
+        await tx.update("things", "try-3", {}, expected_version=7)
+
+    with pytest.raises(ConcurrencyConflict):
+        await store.run_in_transaction(stale_version)
+    assert stale == 1, "a stale version is the caller's to decide, never re-run"
+
+
+# -- delete and purge --------------------------------------------------------------------------
+
+
+async def test_delete_checks_presence_and_version(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.insert("things", "a", {"n": 1})
+        await tx.insert("things", "b", {"n": 2})
+    with pytest.raises(ConcurrencyConflict):
+        async with store.transaction() as tx:
+            await tx.delete("things", "a", expected_version=5)
+    assert await store.get("things", "a") is not None
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.delete("things", "a", expected_version=1)
+            assert await tx.get("things", "a") is None
+            raise RuntimeError("rolled back")
+    assert await store.get("things", "a") is not None
+    async with store.transaction() as tx:
+        await tx.delete("things", "a", expected_version=1)
+        await tx.delete("things", "b")
+    assert await store.get("things", "a") is None and await store.get("things", "b") is None
+    with pytest.raises(DocumentNotFound):
+        async with store.transaction() as tx:
+            await tx.delete("things", "a")
+    # The id is free again.
+    async with store.transaction() as tx:
+        assert (await tx.insert("things", "a", {"n": 9})).version == 1
+
+
+async def test_purge_deletes_only_the_matching_documents(store: Store) -> None:
+    async with store.transaction() as tx:
+        for n in range(1100):  # more than one purge batch
+            await tx.insert(
+                "events", f"e{n:04d}", {"day": "2026-01-01" if n < 1050 else "2026-02-01"}
+            )
+        await tx.insert("other", "o", {"day": "2026-01-01"})
+    assert await store.purge("events", {"day": {"$lt": "2026-01-15"}}) == 1050
+    assert await store.count("events") == 50
+    assert await store.count("other") == 1
+    assert await store.purge("events", {"day": {"$lt": "2026-01-15"}}) == 0
+
+
+# -- indexes -----------------------------------------------------------------------------------
+
+
+async def test_a_unique_index_refuses_a_second_value(store: Store) -> None:
+    index = await store.ensure_index("users", ["username"], unique=True)
+    assert await store.ensure_index("users", ["username"], unique=True) == index  # idempotent
+    assert index in store.declared_indexes()
+    async with store.transaction() as tx:
+        await tx.insert("users", "u1", {"username": "jeanne"})
+        await tx.insert("users", "u2", {"username": "paul"})
+        await tx.insert("users", "u3", {})  # no value: no collision
+        await tx.insert("users", "u4", {})
+        await tx.insert("others", "x", {"username": "jeanne"})  # another collection
+    with pytest.raises(DuplicateDocument) as caught:
+        async with store.transaction() as tx:
+            await tx.insert("users", "u5", {"username": "jeanne"})
+    assert caught.value.index == index.name
+    assert await store.get("users", "u5") is None
+    doc = await store.get("users", "u2")
+    assert doc is not None
+    with pytest.raises(DuplicateDocument):
+        async with store.transaction() as tx:
+            await tx.update("users", "u2", {"username": "jeanne"}, doc.version)
+    got = await store.get("users", "u2")
+    assert got is not None and got.data == {"username": "paul"}
+
+
+async def test_parallel_inserts_under_a_unique_index_one_wins(store: Store) -> None:
+    await store.ensure_index("users", ["username"], unique=True)
+
+    async def create(n: int) -> int:
+        async with store.transaction() as tx:
+            await tx.insert("users", f"u{n}", {"username": "same"})
+        return n
+
+    results = await asyncio.gather(*(create(n) for n in range(5)), return_exceptions=True)
+    assert len([r for r in results if isinstance(r, int)]) == 1
+    # MongoDB may report the loser as a write conflict rather than a duplicate: both are 409s.
+    assert all(
+        isinstance(r, DuplicateDocument | ConcurrencyConflict)
+        for r in results
+        if not isinstance(r, int)
+    )
+    assert await store.count("users", {"username": "same"}) == 1
+
+
+async def test_a_unique_index_over_repeated_values_is_refused(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.insert("users", "a", {"email": "x"})
+        await tx.insert("users", "b", {"email": "x"})
+    with pytest.raises(StoreError):
+        await store.ensure_index("users", ["email"], unique=True)
+    assert all(i.fields != ("email",) for i in store.declared_indexes())
+
+
+# -- outbox states, retention, leases ----------------------------------------------------------
+
+
+def _keyed(n: int, key: str) -> OutboxRecord:
+    return OutboxRecord(
+        event_id=f"evt-{n:04d}",
+        topic="t",
+        key=key,
+        value=f"v{n}".encode(),
+        headers={},
+        created_at=datetime.now(UTC),
+    )
+
+
+async def test_a_failing_row_holds_back_only_its_own_key(store: Store) -> None:
+    async with store.transaction() as tx:
+        for n, key in enumerate(["a", "b", "a", "c", "b"]):
+            await tx.add_outbox(_keyed(n, key))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await store.outbox_mark_failed("evt-0000", "Boom: first line", retry_at=later)
+    pending = await store.outbox_pending()
+    assert [r.event_id for r in pending] == ["evt-0001", "evt-0003", "evt-0004"]
+    await store.outbox_mark_sent_many(["evt-0001", "evt-0003", "evt-0004"])
+    assert await store.outbox_pending() == []
+
+    await store.outbox_mark_failed("evt-0000", "Boom: again", park=True)
+    parked = await store.outbox_parked()
+    assert [r.event_id for r in parked] == ["evt-0000"]
+    assert parked[0].state == "failed" and parked[0].attempts == 2
+    assert parked[0].last_error == "Boom: again" and parked[0].parked_at is not None
+    assert await store.outbox_pending() == []  # evt-0002 (key a) still waits
+
+    assert not await store.outbox_replay("evt-0001")  # sent, not parked
+    assert not await store.outbox_replay("unknown")
+    assert await store.outbox_replay("evt-0000")
+    assert await store.outbox_parked() == []
+    pending = await store.outbox_pending()
+    assert [r.event_id for r in pending] == ["evt-0000", "evt-0002"]
+    assert pending[0].attempts == 0 and pending[0].last_error == "Boom: again"
+
+
+async def test_purges_drop_only_old_sent_rows_and_old_claims(store: Store) -> None:
+    async with store.transaction() as tx:
+        for n in range(3):
+            await tx.add_outbox(_record(n))
+        assert await tx.claim_inbox("g", "old")
+    await store.outbox_mark_sent_many(["evt-0000", "evt-0001"])
+    now = datetime.now(UTC)
+    assert await store.outbox_purge_sent(now - timedelta(hours=1)) == 0
+    assert await store.inbox_purge(now - timedelta(hours=1)) == 0
+    later = now + timedelta(seconds=1)
+    assert await store.outbox_purge_sent(later) == 2
+    assert [r.event_id for r in await store.outbox_pending()] == ["evt-0002"]  # unsent kept
+    assert await store.inbox_purge(later) == 1
+    assert not await store.inbox_contains("g", "old")
+
+
+async def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
+    assert await store.acquire_lease("relay", "a", ttl=60)
+    assert await store.acquire_lease("relay", "a", ttl=60)  # renewal
+    assert not await store.acquire_lease("relay", "b", ttl=60)
+    assert await store.lease_holder("relay") == "a"
+    await store.release_lease("relay", "b")  # not b's: nothing happens
+    assert await store.lease_holder("relay") == "a"
+    await store.release_lease("relay", "a")
+    assert await store.lease_holder("relay") is None
+    assert await store.acquire_lease("relay", "b", ttl=0)  # expires at once
+    assert await store.lease_holder("relay") is None
+    assert await store.acquire_lease("relay", "c", ttl=60)  # b's lease had expired
+    assert await store.lease_holder("relay") == "c"
+
+
+async def test_parallel_lease_takers_one_wins(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.acquire_lease("relay", f"h{n}", ttl=60) for n in range(6))
+    )
+    assert sum(results) == 1
+    assert await store.lease_holder("relay") == f"h{results.index(True)}"
+
+
+async def test_insert_if_absent_claims_a_key_without_aborting(store: Store) -> None:
+    async with store.transaction() as tx:
+        assert await tx.insert_if_absent("claims", "k", {"by": "first"}) is not None
+        assert await tx.insert_if_absent("claims", "k", {"by": "second"}) is None
+        await tx.insert("things", "after", {})  # the transaction goes on
+    got = await store.get("claims", "k")
+    assert got is not None and got.data == {"by": "first"} and got.version == 1
+    assert await store.get("things", "after") is not None
+
+    async def claim(n: int) -> bool:
+        async def block(tx: Transaction) -> bool:
+            return await tx.insert_if_absent("claims", "race", {"by": n}) is not None
+
+        return await store.run_in_transaction(block, attempts=10)
+
+    assert sorted(await asyncio.gather(*(claim(n) for n in range(5)))) == [False] * 4 + [True]

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kit import platform  # type: ignore[import-not-found]  # noqa: F401
+from identity_kit import FakeClock  # type: ignore[import-not-found]
+from kit import Platform, platform  # type: ignore[import-not-found]  # noqa: F401
 
 from bsante.chassis.bus.factory import bus_from_url
 from bsante.chassis.messaging import Messaging
@@ -22,3 +23,11 @@ async def messaging(tmp_path: Path) -> AsyncIterator[Messaging]:
         yield Messaging("identity", store, bus_from_url(f"embedded://{tmp_path}", client_id="t"))
     finally:
         await store.close()
+
+
+@pytest.fixture
+def clock(platform: Platform) -> FakeClock:  # noqa: F811
+    """Replace the platform identity's clock (sessions and lockouts read it)."""
+    fake = FakeClock()
+    platform.services["identity"].app.state.clock = fake
+    return fake

@@ -2,6 +2,10 @@
 
 Identity publishes its public keys as a JWKS; services fetch and cache it, and fetch again when a
 token names a key they do not know yet (key rotation).
+
+Two kinds of token share the keys: user tokens (structures, roles; routes guarded by `allowed`)
+and service tokens (`token_use: "service"`, a `client_id` and a `scope`, no structures; routes
+guarded by `service_scope`). Neither is accepted where the other is expected.
 """
 
 from __future__ import annotations
@@ -79,6 +83,35 @@ def issue_token(
         "roles": roles,
         "profession": profession,
         **(extra or {}),
+    }
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+SERVICE_TOKEN_USE = "service"
+
+
+def issue_service_token(
+    key: SigningKey,
+    *,
+    client_id: str,
+    scopes: list[str],
+    issuer: str,
+    audience: str,
+    ttl_seconds: int,
+) -> str:
+    """A client-credentials access token (RFC 9068 shape: `sub` is the client id)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": client_id,
+        "client_id": client_id,
+        "token_use": SERVICE_TOKEN_USE,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
@@ -184,6 +217,8 @@ class TokenVerifier:
 
 
 def principal_from_claims(claims: dict[str, Any], requested_structure: str | None) -> Principal:
+    if claims.get("token_use") == SERVICE_TOKEN_USE:
+        raise Forbidden("A service token cannot act for a user")
     structures = tuple(str(s) for s in claims.get("structures") or ())
     if not structures:
         raise Forbidden("The user acts for no structure")
@@ -202,17 +237,21 @@ def principal_from_claims(claims: dict[str, Any], requested_structure: str | Non
     )
 
 
-async def current_principal(
-    request: Request,
-    x_structure_id: Annotated[str | None, Header(max_length=100)] = None,
-) -> Principal:
-    """FastAPI dependency: the verified caller; 401 without a valid bearer token."""
+async def _verified_bearer(request: Request) -> dict[str, Any]:
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer token is required")
     verifier: TokenVerifier = request.app.state.verifier
-    claims = await verifier.verify(token.strip())
+    return await verifier.verify(token.strip())
+
+
+async def current_principal(
+    request: Request,
+    x_structure_id: Annotated[str | None, Header(max_length=100)] = None,
+) -> Principal:
+    """FastAPI dependency: the verified caller; 401 without a valid bearer token."""
+    claims = await _verified_bearer(request)
     principal = principal_from_claims(claims, x_structure_id)
     request.state.principal = principal
     return principal
@@ -231,4 +270,44 @@ def allowed(action: Action) -> Any:
 
     # Lets tests walk every route and read which action guards it.
     check.action = action  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """A service client calling with a client-credentials token."""
+
+    client_id: str
+    scopes: frozenset[str]
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+async def current_service(request: Request) -> ServicePrincipal:
+    """FastAPI dependency: the verified service client; 403 for a user token."""
+    claims = await _verified_bearer(request)
+    if claims.get("token_use") != SERVICE_TOKEN_USE:
+        raise Forbidden("This route is for service clients only")
+    scope = claims.get("scope")
+    caller = ServicePrincipal(
+        client_id=str(claims.get("client_id") or claims["sub"]),
+        scopes=frozenset(scope.split() if isinstance(scope, str) else ()),
+        claims=claims,
+    )
+    request.state.service_principal = caller
+    return caller
+
+
+CurrentServiceClient = Annotated[ServicePrincipal, Depends(current_service)]
+
+
+def service_scope(scope: str) -> Any:
+    """Dependency: the service client, if its token carries `scope`; else 403."""
+
+    async def check(caller: CurrentServiceClient) -> ServicePrincipal:
+        if scope not in caller.scopes:
+            raise Forbidden(f"The service token lacks the scope: {scope}")
+        return caller
+
+    # Lets tests find every service-only route and the scope it needs.
+    check.scope = scope  # type: ignore[attr-defined]
     return Depends(check)

@@ -66,6 +66,78 @@ class Unauthorized(DomainError):
     kind = "unauthorized"
 
 
+# --- Neutral refusals: what went wrong, in domain terms; `REFUSAL_STATUS` says how HTTP reports
+# it. Use cases raise subclasses of these (they carry no status); `DomainError` and its
+# subclasses above keep working for services that have not moved yet.
+
+
+class Refusal(Exception):
+    """A use case refused the request; the HTTP layer maps the class to a status."""
+
+    kind = "domain-rule"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[dict[str, Any]] = (),
+        retry_after_seconds: int | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class RuleViolation(Refusal):
+    """The request breaks a rule of the domain."""
+
+
+class NotFoundError(Refusal):
+    kind = "not-found"
+
+
+class ConflictError(Refusal):
+    kind = "conflict"
+
+
+class AccessDenied(Refusal):
+    kind = "forbidden"
+
+
+class AuthenticationFailed(Refusal):
+    """The caller could not be authenticated (unknown credentials, expired session)."""
+
+    kind = "unauthorized"
+
+
+class TooManyAttempts(Refusal):
+    kind = "too-many-attempts"
+
+
+class Unavailable(Refusal):
+    kind = "unavailable"
+
+
+REFUSAL_STATUS: dict[type[Refusal], int] = {
+    RuleViolation: 422,
+    NotFoundError: 404,
+    ConflictError: 409,
+    AccessDenied: 403,
+    AuthenticationFailed: 401,
+    TooManyAttempts: 429,
+    Unavailable: 503,
+}
+
+
+def refusal_status(exc: Refusal) -> int:
+    """The status of the nearest mapped class in the exception's ancestry (422 by default)."""
+    for cls in type(exc).__mro__:
+        if cls in REFUSAL_STATUS:
+            return REFUSAL_STATUS[cls]
+    return 422
+
+
 def problem(
     status: int,
     detail: str,
@@ -131,6 +203,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             kind=exc.kind,
             errors=exc.errors,
             headers=headers,
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
+        status = refusal_status(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        if exc.retry_after_seconds is not None:
+            headers["Retry-After"] = str(max(1, exc.retry_after_seconds))
+        return problem(
+            status,
+            exc.detail,
+            kind=exc.kind,
+            errors=exc.errors,
+            headers=headers or None,
             instance=request.url.path,
         )
 

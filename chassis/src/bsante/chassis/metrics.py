@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,7 +28,32 @@ WRITE_TRANSACTIONS = Counter(
 OUTBOX_FAILURES = Counter(
     "bsante_outbox_publish_failures_total", "Failed outbox publications", ["service"]
 )
+JOBS_RUN = Counter(
+    "bsante_jobs_total",
+    "Job attempts by outcome (succeeded, retry, failed, deferred by an open breaker)",
+    ["service", "kind", "outcome"],
+)
+JOBS_FAILED = Counter(
+    "bsante_jobs_failed_total", "Jobs that gave up for good", ["service", "kind", "reason"]
+)
+JOB_BREAKER_OPEN = Gauge(
+    "bsante_job_circuit_open",
+    "1 while the circuit breaker of an endpoint is not closed",
+    ["service", "endpoint"],
+)
 
 
 async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+OUTBOX_PARKED = Counter(
+    "bsante_outbox_parked_total",
+    "Outbox rows parked (Failed) after their last allowed publication attempt",
+    ["service"],
+)
+PURGED = Counter(
+    "bsante_purged_total",
+    "Rows dropped by the retention purge",
+    ["service", "what"],  # what = outbox | inbox | log
+)

@@ -1,91 +1,255 @@
-"""Composition of one service: store, bus, messaging, token verifier and its FastAPI app.
+"""Composition of one service: its settings and the parts it uses among HTTP app, store, bus,
+messaging, token verification and supervised background tasks.
 
-The same object runs alone (its app's lifespan starts it) or inside the embedded platform
-(the platform starts it and mounts its app under the gateway).
+The same object runs alone (its app's lifespan, or `run_service`, starts it) or inside the
+embedded platform (the platform starts it and mounts its app under the gateway). Every part is
+optional: a bus-only worker has no HTTP app, a workstation agent has neither store nor app.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from typing import Any, Generic, Literal, NoReturn
 
 import structlog
 from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from typing_extensions import TypeVar
 
 from bsante.chassis.auth import JwksSource, TokenVerifier, http_jwks_source
 from bsante.chassis.bus import EventBus
 from bsante.chassis.bus.factory import bus_from_url
-from bsante.chassis.errors import install_problem_handlers, problem
+from bsante.chassis.errors import Unauthorized, install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
+from bsante.chassis.jobs import BreakerPolicy, JobKind, JobWorker
+from bsante.chassis.jobs.api import jobs_router
 from bsante.chassis.logging import configure_logging
-from bsante.chassis.messaging import EventRouter, Messaging
+from bsante.chassis.messaging import EventRouter, Messaging, RelayPolicy
 from bsante.chassis.metrics import metrics_endpoint
+from bsante.chassis.ops import outbox_ops_router
 from bsante.chassis.settings import ServiceSettings
 from bsante.chassis.store import Store
 from bsante.chassis.store.factory import store_from_url
+from bsante.chassis.tasks import LongRunning, Periodic, SupervisedTask, Supervisor
 from bsante.chassis.tracing import configure_tracing
 
-Hook = Callable[["Service"], Awaitable[None]]
+# The default lets code that reads only the common settings write plain `Service`.
+S = TypeVar("S", bound=ServiceSettings, default=ServiceSettings)
+Hook = Callable[["Service[S]"], Awaitable[None]]
+# An extra readiness check of a part the service owns (a blob store, a remote's breaker).
+Check = Callable[[], Awaitable[bool]]
+
+RELAY_TASK = "outbox-relay"
+PURGE_TASK = "retention-purge"
+JOBS_TASK = "job-worker"
 
 
-class Service:
+class MissingPart(RuntimeError):
+    """A part the service was built without (no store, no bus, no HTTP app) was asked for."""
+
+
+class _NoTokens:
+    """Stands in for the verifier of a service built without token verification."""
+
+    async def verify(self, token: str) -> NoReturn:
+        raise Unauthorized("This service accepts no user tokens")
+
+
+class Service(Generic[S]):
+    """One service. `store`, `bus` and `jwks`: None builds the part from the settings, False
+    means the service has none; `http=False` builds no FastAPI app."""
+
     def __init__(
         self,
-        settings: ServiceSettings,
+        settings: S,
         *,
-        title: str,
-        routers: list[APIRouter],
+        title: str = "",
+        routers: Sequence[APIRouter] = (),
+        http: bool = True,
         events: EventRouter | None = None,
-        jwks: JwksSource | None = None,
-        store: Store | None = None,
-        bus: EventBus | None = None,
-        on_start: list[Hook] | None = None,
+        tasks: Sequence[SupervisedTask] = (),
+        jobs: Sequence[JobKind[Any, Any]] = (),
+        job_breakers: Mapping[str, BreakerPolicy] | None = None,
+        jwks: JwksSource | Literal[False] | None = None,
+        store: Store | Literal[False] | None = None,
+        bus: EventBus | Literal[False] | None = None,
+        on_start: Sequence[Hook[S]] = (),
+        on_stop: Sequence[Hook[S]] = (),
+        checks: Mapping[str, Check] | None = None,
         standalone: bool = False,
-        state: dict[str, Any] | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings: S = settings
         self.name = settings.service_name
         self.log = structlog.get_logger(service=self.name)
-        self.store = store or store_from_url(
-            settings.store_url, database=settings.store_database or self.name.replace("-", "_")
-        )
-        self.bus = bus or bus_from_url(settings.bus_url, client_id=self.name)
-        self.messaging = Messaging(self.name, self.store, self.bus)
+        if store is None:
+            database = settings.store_database or self.name.replace("-", "_")
+            store = store_from_url(settings.store_url, database=database)
+        if bus is None:
+            bus = bus_from_url(settings.bus_url, client_id=self.name)
+        self._store: Store | None = None if store is False else store
+        self._bus: EventBus | None = None if bus is False else bus
+        self._messaging: Messaging | None = None
+        if self._store is not None and self._bus is not None:
+            self._messaging = Messaging(
+                self.name,
+                self._store,
+                self._bus,
+                policy=RelayPolicy(
+                    batch_size=settings.outbox_batch_size,
+                    max_attempts=settings.outbox_max_attempts,
+                    lease_ttl=settings.relay_lease_seconds,
+                    retention=timedelta(days=settings.retention_days),
+                ),
+            )
+        if events is not None and events.topics and self._messaging is None:
+            raise ValueError(f"{self.name} consumes events: it needs a store and a bus")
         self.events = events
-        self.verifier = TokenVerifier(
-            jwks or http_jwks_source(settings.jwks_url),
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
+        self.verifier: TokenVerifier | None = None
+        if jwks is not False:
+            self.verifier = TokenVerifier(
+                jwks or http_jwks_source(settings.jwks_url),
+                issuer=settings.token_issuer,
+                audience=settings.token_audience,
+            )
+        self.supervisor = Supervisor(self.name)
+        if self._messaging is not None:
+            self.supervisor.add(LongRunning(RELAY_TASK, self._messaging.run_relay))
+            self.supervisor.add(
+                Periodic(PURGE_TASK, self._purge, every=settings.purge_interval_seconds)
+            )
+        # Durable jobs for external calls: a supervised worker, and ops routes to see them.
+        self.jobs: JobWorker | None = None
+        if jobs:
+            if self._messaging is None:
+                raise ValueError(f"{self.name} runs jobs: it needs a store and a bus")
+            self.jobs = JobWorker(self._messaging, jobs, breakers=job_breakers)
+            self.supervisor.add(LongRunning(JOBS_TASK, self.jobs.run_forever))
+        for task in tasks:
+            self.supervisor.add(task)
+        self._on_start = list(on_start)
+        self._on_stop = list(on_stop)
+        self._checks = dict(checks or {})
+        self._stack: AsyncExitStack | None = None
+        if routers and not http:
+            raise ValueError(f"{self.name} has routers but was built without an HTTP app")
+        self._app = (
+            self._build_app(title or self.name, routers, standalone, state or {}) if http else None
         )
-        self._on_start = on_start or []
-        self.app = self._build_app(title, routers, standalone, state or {})
+
+    # -- parts --------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise MissingPart(f"{self.name} was built without a store")
+        return self._store
+
+    @property
+    def bus(self) -> EventBus:
+        if self._bus is None:
+            raise MissingPart(f"{self.name} was built without a bus")
+        return self._bus
+
+    @property
+    def messaging(self) -> Messaging:
+        if self._messaging is None:
+            raise MissingPart(f"{self.name} has no messaging (it needs a store and a bus)")
+        return self._messaging
+
+    @property
+    def app(self) -> FastAPI:
+        if self._app is None:
+            raise MissingPart(f"{self.name} was built without an HTTP app")
+        return self._app
+
+    @property
+    def has_store(self) -> bool:
+        return self._store is not None
+
+    @property
+    def has_bus(self) -> bool:
+        return self._bus is not None
+
+    @property
+    def has_http(self) -> bool:
+        return self._app is not None
 
     @property
     def consumer_group(self) -> str:
         return f"bsante.{self.name}"
 
+    def supervise(self, task: SupervisedTask) -> None:
+        """Add a background task after construction (before `start`)."""
+        self.supervisor.add(task)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
     async def start(self) -> None:
-        await self.store.start()
-        if self.events is not None and self.events.topics:
-            self.messaging.subscribe(self.events.topics, self.consumer_group, self.events)
-        await self.bus.start()
-        await self.messaging.start_relay()
-        for hook in self._on_start:
-            await hook(self)
+        """Store, then bus (with its subscriptions), then start hooks, then the tasks.
+
+        A failure part-way stops what had started, in reverse order.
+        """
+        async with AsyncExitStack() as stack:
+            if self._store is not None:
+                await self._store.start()
+                stack.push_async_callback(self._store.close)
+            if self._bus is not None:
+                if self.events is not None and self.events.topics:
+                    self.messaging.subscribe(self.events.topics, self.consumer_group, self.events)
+                await self._bus.start()
+                stack.push_async_callback(self._bus.stop)
+            for hook in self._on_stop:
+                stack.push_async_callback(hook, self)
+            for hook in self._on_start:
+                await hook(self)
+            if self._messaging is not None:
+                # After the relay stopped (callbacks run in reverse): hand its lease over.
+                stack.push_async_callback(self._messaging.release_relay_lease)
+            self.supervisor.start()
+            stack.push_async_callback(self.supervisor.stop)
+            self._stack = stack.pop_all()
         self.log.info("service_started", service=self.name)
 
     async def stop(self) -> None:
-        await self.messaging.stop_relay()
-        await self.bus.stop()
-        await self.store.close()
+        """Tasks cancelled and awaited, stop hooks, then the bus, then the store."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
         self.log.info("service_stopped", service=self.name)
 
+    async def _purge(self) -> None:
+        await self.messaging.purge_once()
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, str | None]:
+        """Each check and why it fails (None when it passes): store, bus, the service's own
+        checks, then each task."""
+        checks: dict[str, str | None] = {}
+        if self._store is not None:
+            checks["store"] = None if await self._store.ping() else "unreachable"
+        if self._bus is not None:
+            checks["bus"] = None if await self._bus.ping() else "unreachable"
+        for name, check in self._checks.items():
+            checks[name] = None if await check() else "unreachable"
+        failing = {status.name: status for status in self.supervisor.failing()}
+        for spec in self.supervisor.tasks:
+            status = failing.get(spec.name)
+            checks[f"task:{spec.name}"] = (
+                None
+                if status is None
+                else f"failed {status.consecutive_failures} times in a row"
+                + (f" ({status.last_error})" if status.last_error else "")
+            )
+        return checks
+
     def _build_app(
-        self, title: str, routers: list[APIRouter], standalone: bool, state: dict[str, Any]
+        self, title: str, routers: Sequence[APIRouter], standalone: bool, state: Mapping[str, Any]
     ) -> FastAPI:
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -97,7 +261,7 @@ class Service:
 
         app = FastAPI(title=title, version="0.1.0", lifespan=lifespan if standalone else None)
         app.state.service = self
-        app.state.verifier = self.verifier
+        app.state.verifier = self.verifier or _NoTokens()
         for key, value in state.items():
             setattr(app.state, key, value)
         install_problem_handlers(app)
@@ -111,6 +275,10 @@ class Service:
         app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
         for router in routers:
             app.include_router(router)
+        if self._messaging is not None:
+            app.include_router(outbox_ops_router(self._messaging))
+        if self.jobs is not None:
+            app.include_router(jobs_router(self.store))
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
         return app
 
@@ -118,16 +286,32 @@ class Service:
         return {"status": "live", "service": self.name}
 
     async def _ready(self, request: Request) -> Response:
-        checks = {"store": await self.store.ping(), "bus": await self.bus.ping()}
-        if all(checks.values()):
-            return JSONResponse({"status": "ready", "service": self.name, "checks": checks})
-        failing = [name for name, ok in checks.items() if not ok]
+        checks = await self.readiness()
+        if all(reason is None for reason in checks.values()):
+            return JSONResponse(
+                {"status": "ready", "service": self.name, "checks": dict.fromkeys(checks, True)}
+            )
+        failing = {name: reason for name, reason in checks.items() if reason is not None}
         return problem(
             503,
-            f"{self.name} is not ready: {', '.join(failing)} unreachable",
+            f"{self.name} is not ready: "
+            + ", ".join(f"{name} {reason}" for name, reason in failing.items()),
             kind="not-ready",
-            errors=[{"field": name, "message": "unreachable"} for name in failing],
+            errors=[{"field": name, "message": reason} for name, reason in failing.items()],
         )
+
+
+def service_settings(settings_type: type[S]) -> Callable[[Request], Awaitable[S]]:
+    """FastAPI dependency: the running service's settings, typed as the service's own class."""
+
+    async def dependency(request: Request) -> S:
+        svc: Service[Any] = request.app.state.service
+        settings = svc.settings
+        if not isinstance(settings, settings_type):
+            raise TypeError(f"{svc.name} runs with {type(settings).__name__}")
+        return settings
+
+    return dependency
 
 
 def bootstrap(settings: ServiceSettings) -> None:

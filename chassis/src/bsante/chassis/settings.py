@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,3 +26,32 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, description="Larger request bodies get 413")
     log_level: str = "INFO"
     otlp_endpoint: str = Field("", description="OTLP/HTTP traces endpoint; empty = no export")
+    # The outbox relay and retention (bsante.chassis.messaging.RelayPolicy).
+    outbox_batch_size: int = Field(500, ge=1, le=10_000, description="Rows published per batch")
+    outbox_max_attempts: int = Field(
+        10, ge=1, le=1000, description="A row failing this many times is parked"
+    )
+    relay_lease_seconds: float = Field(
+        15.0, ge=1, le=600, description="Lease letting one replica's relay publish at a time"
+    )
+    retention_days: float = Field(
+        7.0,
+        gt=0,
+        le=365,
+        description="Sent outbox rows, inbox claims and embedded-log entries kept this long",
+    )
+    purge_interval_seconds: float = Field(
+        3600.0, ge=1, le=86_400, description="How often the retention purge runs"
+    )
+    # Service-to-service calls (client credentials at identity); see service_client.py.
+    service_token_url: str = Field(
+        "http://127.0.0.1:8000/api/identity/oauth/token",
+        description="identity's OAuth2 token endpoint, where this service gets its own token",
+    )
+    service_client_id: str = Field("", description="This service's client id (default: its name)")
+    service_client_secret: SecretStr = Field(
+        SecretStr(""), description="This service's client secret"
+    )
+    service_client_secret_file: str = Field(
+        "", description="File holding the client secret, read when the secret setting is empty"
+    )

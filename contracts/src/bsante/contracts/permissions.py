@@ -27,6 +27,12 @@ class Action(StrEnum):
     MANAGE_PLATFORM = "manage_platform"
 
 
+class ServiceScope(StrEnum):
+    """What a service client may ask another service (client-credentials tokens)."""
+
+    PATIENT_READ = "patient:read"
+
+
 @cache
 def matrix() -> dict[str, Any]:
     text = resources.files("bsante.contracts").joinpath("habilitations.json").read_text()

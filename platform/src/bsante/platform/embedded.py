@@ -1,50 +1,44 @@
-"""Compose identity, patient, sla-monitor and the gateway on SQLite files and the embedded log."""
+"""Compose the services of the manifest and the gateway on SQLite files and the embedded log.
+
+Each service of kind `service` in `services.toml` is built by `<module>.app.build_embedded`,
+which receives the shared `EmbeddedContext`; nothing here names a service.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
+from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
-from bsante.forms.app import build as build_forms
-from bsante.forms.settings import FormsSettings
+from bsante.contracts.manifest import SOURCE, Manifest, ManifestError, load
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
-from bsante.identity.app import build as build_identity
-from bsante.identity.settings import IdentitySettings
-from bsante.patient.app import build as build_patient
-from bsante.patient.settings import PatientSettings
-from bsante.sla_monitor.app import build as build_sla_monitor
-from bsante.sla_monitor.settings import SlaMonitorSettings
+
+Builder = Callable[[EmbeddedContext], Service[Any]]
 
 
-def build_services(data: Path) -> dict[str, Service]:
-    data = data.resolve()
-    bus = f"embedded://{data}"
-
-    def store(name: str) -> str:
-        return f"sqlite:///{data / (name + '.db')}"
-
-    identity = build_identity(IdentitySettings(store_url=store("identity"), bus_url=bus))
-
-    async def jwks() -> dict[str, Any]:
-        # In one process, services read identity's public keys directly.
-        return {"keys": [k.public_jwk() for k in identity.app.state.signing_keys]}
-
-    patient = build_patient(PatientSettings(store_url=store("patient"), bus_url=bus), jwks=jwks)
-    sla = build_sla_monitor(
-        SlaMonitorSettings(store_url=store("sla-monitor"), bus_url=bus), jwks=jwks
-    )
-    # forms asks the patient service about patients; in one process, straight to its app.
-    forms = build_forms(
-        FormsSettings(store_url=store("forms"), bus_url=bus, patient_url="http://patient"),
-        jwks=jwks,
-        patient_transport=httpx.ASGITransport(app=patient.app),
-    )
-    return {"identity": identity, "patient": patient, "sla-monitor": sla, "forms": forms}
+def build_services(data: Path, manifest: Manifest | None = None) -> dict[str, Service[Any]]:
+    context = EmbeddedContext(data)
+    for entry in (manifest or load()).of_kind("service"):
+        module = entry.import_module("app")
+        build: Builder | None = vars(module).get("build_embedded")
+        if not callable(build):
+            raise ManifestError(
+                f"{SOURCE}: service {entry.name!r}: {module.__name__} has no "
+                "build_embedded(context) function"
+            )
+        service = build(context)
+        if service.name != entry.name:
+            raise ManifestError(
+                f"{SOURCE}: service {entry.name!r} is built as {service.name!r} "
+                f"(its settings' service_name)"
+            )
+        context.services[entry.name] = service
+    return context.services
 
 
 def build_platform(data: Path) -> FastAPI:

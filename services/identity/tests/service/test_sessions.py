@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jwt
 import pytest
+from identity_kit import FakeClock  # type: ignore[import-not-found]
 from kit import TILLEULS, Platform  # type: ignore[import-not-found]
 
 from bsante.chassis.auth import TokenVerifier
@@ -26,7 +27,9 @@ def bearer(tokens: dict) -> dict[str, str]:  # type: ignore[type-arg]
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-async def test_refresh_rotates_and_a_reused_token_kills_the_session(platform: Platform) -> None:
+async def test_refresh_rotates_and_a_reused_token_kills_the_session(
+    platform: Platform, clock: FakeClock
+) -> None:
     first = await login(platform)
     assert first["refresh_token"] and first["expires_in"] == 900
     refreshed = await platform.client.post(
@@ -37,7 +40,9 @@ async def test_refresh_rotates_and_a_reused_token_kills_the_session(platform: Pl
     assert second["refresh_token"] != first["refresh_token"]
     me = await platform.client.get("/api/identity/me", headers=bearer(second))
     assert me.json()["acting_structure"] == "demo-ehpad"
-    # The first refresh token again: a copy is in use, the whole session ends.
+    # The first refresh token again, after the grace window: a copy is in use, the whole
+    # session ends.
+    clock.advance(21)
     replay = await platform.client.post(
         "/api/identity/auth/refresh", json={"refresh_token": first["refresh_token"]}
     )

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bsante.chassis.errors import DomainError
 from bsante.identity.domain import (
     LockoutPolicy,
     LoginThrottle,
+    UnknownRoles,
+    UnknownStructureForUser,
     User,
     WeakPassword,
     check_password_rules,
@@ -62,8 +63,8 @@ def test_throttle_locks_then_unlocks_with_time() -> None:
     policy = LockoutPolicy(threshold=2, base_seconds=10, max_seconds=100)
     now = datetime(2026, 3, 1, tzinfo=UTC)
     throttle = LoginThrottle()
-    assert throttle.failed(now, policy) == 0 and throttle.locked(now) is None
-    assert throttle.failed(now, policy) == 10
+    assert throttle.attempt(now, policy) == 0 and throttle.locked(now) is None
+    assert throttle.attempt(now, policy) == 10
     assert throttle.locked(now + timedelta(seconds=9)) is not None
     assert throttle.locked(now + timedelta(seconds=10)) is None
     again = LoginThrottle.from_json(throttle.to_json())
@@ -104,7 +105,7 @@ def test_the_session_structure_comes_first_in_the_token() -> None:
     user = _user()
     assert user.session_claims(None) == (["a", "b"], "a")
     assert user.session_claims("b") == (["b", "a"], "b")
-    with pytest.raises(DomainError):
+    with pytest.raises(UnknownStructureForUser):
         user.session_claims("c")
 
 
@@ -113,9 +114,9 @@ def test_roles_are_replaced_per_structure_and_must_be_grantable() -> None:
     assert user.set_roles("b", ["medecin", "secretaire"]) == (["medecin", "secretaire"], [])
     assert user.set_roles("b", ["medecin"]) == ([], ["secretaire"])
     assert user.roles["a"] == ["structure_admin"]
-    with pytest.raises(DomainError):
+    with pytest.raises(UnknownRoles):
         user.set_roles("b", ["ops"])  # a platform role
-    with pytest.raises(DomainError):
+    with pytest.raises(UnknownRoles):
         user.set_roles("b", ["pope"])
 
 

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,35 @@ class EventBus(ABC):
     @abstractmethod
     async def publish(self, message: Message) -> None:
         """Durably append the message; returns once the transport acknowledged it."""
+
+    async def publish_many(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """Publish a batch in order; one outcome per message: None once acknowledged, else
+        the error of that message. Raises when the transport failed as a whole (nothing of
+        the batch may be taken as published).
+
+        Within a key, order holds: after a message fails, the later messages of its key are
+        not attempted (their outcome is that error). This default publishes one at a time;
+        adapters batch (embedded: one transaction; Kafka: send all, then await the acks).
+        """
+        outcomes: list[Exception | None] = []
+        failed: dict[str, Exception] = {}
+        for message in messages:
+            if message.key in failed:
+                outcomes.append(failed[message.key])
+                continue
+            try:
+                await self.publish(message)
+            except Exception as error:
+                failed[message.key] = error
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    async def purge(self, older_than: datetime) -> int:
+        """Drop what the transport keeps that is no longer needed (embedded log); returns the
+        number of entries dropped. Kafka keeps its own retention (`retention.ms`): nothing."""
+        return 0
 
     @abstractmethod
     def subscribe(

@@ -20,6 +20,9 @@ H_ORIGINAL_TOPIC = "x-original-topic"
 H_ORIGINAL_OFFSET = "x-original-offset"
 H_ATTEMPTS = "x-attempts"
 H_CONSUMER_GROUP = "x-consumer-group"
+# Set on a dead letter replayed to its original topic: only that consumer group handles it.
+H_REPLAY_FOR_GROUP = "x-replay-for-group"
+H_REPLAY_OF = "x-replay-of"
 
 
 class PoisonMessage(Exception):  # noqa: N818  (a kind of message, not an error state)
@@ -42,6 +45,12 @@ def dead_letter(message: Message, group: str, error: BaseException, attempts: in
     return Message(topic=dlq(message.topic), key=message.key, value=message.value, headers=headers)
 
 
+def for_another_group(message: Message, group: str) -> bool:
+    """A replayed dead letter names the one consumer group it is for."""
+    target = message.headers.get(H_REPLAY_FOR_GROUP)
+    return target is not None and target != group
+
+
 async def deliver(
     message: Message,
     group: str,
@@ -52,9 +61,15 @@ async def deliver(
 ) -> None:
     """Run the handler with bounded retries; on final failure publish to the DLQ.
 
+    A replayed dead letter (`x-replay-for-group`) reaches only the group it names.
+
     Returns normally once the message is handled or dead-lettered: the caller may then commit
     the offset. Raises only when the DLQ itself cannot be written, so nothing is lost.
     """
+    if for_another_group(message, group):
+        # A replay for another group: acknowledged without running the handler.
+        log.debug("replay_skipped", topic=message.topic, group=group)
+        return
     attempt = 0
     while True:
         attempt += 1

@@ -2,6 +2,12 @@
 
 Each consumer group keeps its own committed offset per topic, so a restarted service resumes
 where it stopped; an offset moves only after the handler (or the dead-letter write) returned.
+
+Retention (`purge`): an entry is dropped once it is older than the retention AND every consumer
+group known on its topic has committed past it (groups are recorded when a bus subscribing them
+starts, so a group that has not consumed anything yet still holds the log). A topic no group
+consumes keeps only its retention, as on Kafka; a dead-letter topic (`.dlq`) without a consumer
+group is never purged, so no dead letter is lost before someone replayed it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import aiosqlite
 import structlog
 
 from bsante.chassis.bus import BatchScope, EventBus, Handler, Message, RetryPolicy
-from bsante.chassis.bus.delivery import deliver
+from bsante.chassis.bus.delivery import deliver, for_another_group
 from bsante.chassis.metrics import WRITE_TRANSACTIONS
 
 log = structlog.get_logger(__name__)
@@ -35,6 +41,7 @@ CREATE TABLE IF NOT EXISTS log (
     appended_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_topic ON log (topic, offset);
+CREATE INDEX IF NOT EXISTS log_appended ON log (appended_at);
 CREATE TABLE IF NOT EXISTS offsets (
     consumer_group TEXT NOT NULL,
     topic TEXT NOT NULL,
@@ -42,6 +49,8 @@ CREATE TABLE IF NOT EXISTS offsets (
     PRIMARY KEY (consumer_group, topic)
 );
 """
+
+PURGE_BATCH = 1000
 
 # Wakes consumers of the same log file in this process as soon as something is appended.
 _appended: weakref.WeakValueDictionary[str, _Signal] = weakref.WeakValueDictionary()
@@ -99,6 +108,12 @@ class EmbeddedBus(EventBus):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._connect()
         await self._conn.executescript(SCHEMA)
+        async with self._write_lock:
+            # Known from now on: the purge keeps what this group has not consumed yet.
+            await self._conn.executemany(
+                "INSERT OR IGNORE INTO offsets (consumer_group, topic, committed) VALUES (?, ?, 0)",
+                [(sub.group, topic) for sub in self._subscriptions for topic in sub.topics],
+            )
         for sub in self._subscriptions:
             self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consume:{sub.group}"))
 
@@ -128,16 +143,69 @@ class EmbeddedBus(EventBus):
         async with self._write_lock:
             await self._conn.execute(
                 "INSERT INTO log (topic, key, value, headers, appended_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    message.topic,
-                    message.key,
-                    message.value,
-                    json.dumps(message.headers),
-                    datetime.now(UTC).isoformat(),
-                ),
+                _row(message, _now()),
             )
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
         self._signal.notify()
+
+    async def publish_many(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """The whole batch in one transaction (one fsync): all appended, or it raises."""
+        if self._conn is None:
+            raise RuntimeError("bus not started")
+        if not messages:
+            return []
+        now = _now()
+        async with self._write_lock:
+            conn = self._conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.executemany(
+                    "INSERT INTO log (topic, key, value, headers, appended_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [_row(message, now) for message in messages],
+                )
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+        WRITE_TRANSACTIONS.labels(self.path.name).inc()
+        self._signal.notify()
+        return [None] * len(messages)
+
+    async def purge(self, older_than: datetime) -> int:
+        if self._conn is None:
+            raise RuntimeError("bus not started")
+        cutoff = older_than.astimezone(UTC).isoformat(timespec="microseconds")
+        async with self._conn.execute(
+            "SELECT DISTINCT topic FROM log WHERE appended_at < ?", (cutoff,)
+        ) as cursor:
+            topics = [str(row[0]) for row in await cursor.fetchall()]
+        deleted = 0
+        for topic in topics:
+            async with self._conn.execute(
+                "SELECT MIN(committed), COUNT(*) FROM offsets WHERE topic = ?", (topic,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            groups = int(row[1]) if row else 0
+            if groups:
+                upto = int(row[0]) if row else 0
+            elif topic.endswith(".dlq"):
+                continue
+            else:
+                upto = 2**63 - 1
+            while True:
+                async with self._write_lock:
+                    cursor = await self._conn.execute(
+                        "DELETE FROM log WHERE offset IN (SELECT offset FROM log "
+                        "WHERE topic = ? AND offset <= ? AND appended_at < ? "
+                        f"ORDER BY offset LIMIT {PURGE_BATCH})",
+                        (topic, upto, cutoff),
+                    )
+                    count = cursor.rowcount
+                deleted += count
+                if count < PURGE_BATCH:
+                    break
+        return deleted
 
     def subscribe(
         self,
@@ -191,7 +259,8 @@ class EmbeddedBus(EventBus):
         try:
             async with sub.batch():
                 for message in messages:
-                    await sub.handler(message)
+                    if not for_another_group(message, sub.group):
+                        await sub.handler(message)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -242,6 +311,15 @@ class EmbeddedBus(EventBus):
         finally:
             self._signal.waiters.discard(wake)
             await conn.close()
+
+
+def _now() -> str:
+    # One fixed format, so that comparing the texts compares the times.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _row(message: Message, appended_at: str) -> tuple[Any, ...]:
+    return (message.topic, message.key, message.value, json.dumps(message.headers), appended_at)
 
 
 def _message(row: Any) -> Message:

@@ -1,5 +1,6 @@
 """Kafka adapter of the event bus port, on a plain FastStream `KafkaBroker`."""
 
+import inspect
 from collections.abc import Sequence
 from typing import Any, Final, cast
 
@@ -8,6 +9,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
@@ -24,6 +27,12 @@ PING_TIMEOUT: Final = 3.0
 def _raw_body(message: Any) -> Any:
     # FastStream would JSON-decode a body without content-type; handlers want the bytes as sent.
     return message.body
+
+
+def _check_headers(message: Message) -> None:
+    reserved = RESERVED_HEADERS.intersection(message.headers)
+    if reserved:
+        raise ValueError(f"header names reserved by the Kafka transport: {sorted(reserved)}")
 
 
 class KafkaBus(EventBus):
@@ -72,9 +81,7 @@ class KafkaBus(EventBus):
             return False
 
     async def publish(self, message: Message) -> None:
-        reserved = RESERVED_HEADERS.intersection(message.headers)
-        if reserved:
-            raise ValueError(f"header names reserved by the Kafka transport: {sorted(reserved)}")
+        _check_headers(message)
         await self.broker.publish(
             message.value,
             message.topic,
@@ -82,6 +89,47 @@ class KafkaBus(EventBus):
             # A copy, so no publish middleware can write into the caller's (frozen) message.
             headers=dict(message.headers),
         )
+
+    async def publish_many(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """Send the whole batch (the producer batches per partition), then await every ack.
+
+        A message refused before sending (reserved header) fails alone and the later messages
+        of its key are not sent. Once sent, a key's messages share a partition and the
+        idempotent producer keeps their order; a failed ack fails that message only.
+        """
+        outcomes: list[Exception | None] = [None] * len(messages)
+        failed: dict[str, Exception] = {}
+        acks: list[tuple[int, Any]] = []
+        for i, message in enumerate(messages):
+            if message.key in failed:
+                outcomes[i] = failed[message.key]
+                continue
+            # The telemetry middleware writes the current context into the record: make it the
+            # one the message carries (the relay's producer span), not the relay task's.
+            token = otel_context.attach(propagate.extract(dict(message.headers)))
+            try:
+                _check_headers(message)
+                ack = await self.broker.publish(
+                    message.value,
+                    message.topic,
+                    key=message.key.encode(),
+                    headers=dict(message.headers),
+                    no_confirm=True,
+                )
+            except Exception as error:
+                failed[message.key] = error
+                outcomes[i] = error
+                continue
+            finally:
+                otel_context.detach(token)
+            acks.append((i, ack))
+        for i, ack in acks:
+            try:
+                if inspect.isawaitable(ack):  # TestKafkaBroker delivers inline, returns None
+                    await ack
+            except Exception as error:
+                outcomes[i] = error
+        return outcomes
 
     def subscribe(
         self,

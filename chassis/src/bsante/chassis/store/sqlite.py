@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,12 +20,19 @@ from bsante.chassis.metrics import WRITE_TRANSACTIONS
 from bsante.chassis.store import (
     ConcurrencyConflict,
     Document,
+    DocumentNotFound,
     DuplicateDocument,
     Filter,
+    Index,
+    OutboxFailure,
     OutboxRecord,
     Query,
     Store,
+    StoreError,
     Transaction,
+    TransactionAborted,
+    TransientConflict,
+    check_collection,
     check_filter,
 )
 
@@ -44,7 +54,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL,
     sent_at TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    retry_at TEXT,
+    parked_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE sent_at IS NULL;
 CREATE TABLE IF NOT EXISTS inbox (
@@ -53,13 +65,41 @@ CREATE TABLE IF NOT EXISTS inbox (
     handled_at TEXT NOT NULL,
     PRIMARY KEY (consumer_group, event_id)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
+# Created after the columns they use were added to files made by an older version.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_held ON outbox (key) WHERE sent_at IS NULL AND attempts > 0;
+CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_parked ON outbox (seq) WHERE parked_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inbox_handled ON inbox (handled_at);
+"""
+
+OUTBOX_COLUMNS = {"retry_at": "TEXT", "parked_at": "TEXT"}
+PURGE_BATCH = 1000
 _SQL_OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_RECORD = "event_id, topic, key, value, headers, created_at, attempts, seq, last_error, parked_at"
+_UNIQUE_INDEX = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 
 
 def _path(name: str) -> str:
     return "$." + name
+
+
+def _extract(name: str) -> str:
+    # Paths are checked by check_filter, so they can be literals: an expression index on
+    # json_extract(data, '$.x') is used only by a query spelling the same expression.
+    return f"json_extract(data, '{_path(name)}')"
+
+
+def _collection_sql(collection: str) -> str:
+    # A literal too, so that an index partial on `collection = '...'` can serve the query.
+    return f"collection = '{check_collection(collection)}'"
 
 
 def _where_sql(where: Filter) -> tuple[str, list[Any]]:
@@ -69,20 +109,19 @@ def _where_sql(where: Filter) -> tuple[str, list[Any]]:
     for name, condition in where.items():
         conds = condition if isinstance(condition, Mapping) else {"$eq": condition}
         for op, value in conds.items():
-            expr = "json_extract(data, ?)"
+            expr = _extract(name)
             if op == "$in":
                 values = list(value)
                 if not values:
                     clauses.append("0")
                     continue
                 clauses.append(f"{expr} IN ({', '.join('?' for _ in values)})")
-                params.extend([_path(name), *(_sql_value(v) for v in values)])
+                params.extend(_sql_value(v) for v in values)
             elif value is None and op == "$eq":
                 clauses.append(f"{expr} IS NULL")
-                params.append(_path(name))
             else:
                 clauses.append(f"{expr} {_SQL_OPS[op]} ?")
-                params.extend([_path(name), _sql_value(value)])
+                params.append(_sql_value(value))
     return (" AND ".join(clauses) or "1"), params
 
 
@@ -98,50 +137,117 @@ def _document(collection: str, row: aiosqlite.Row | tuple[Any, ...]) -> Document
     return Document(collection, str(doc_id), int(version), json.loads(data))
 
 
+def _record(r: Any) -> OutboxRecord:
+    return OutboxRecord(
+        event_id=r[0],
+        topic=r[1],
+        key=r[2],
+        value=bytes(r[3]),
+        headers=json.loads(r[4]),
+        created_at=datetime.fromisoformat(r[5]),
+        attempts=int(r[6]),
+        seq=int(r[7]),
+        last_error=r[8],
+        parked_at=datetime.fromisoformat(r[9]) if r[9] else None,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    # One fixed format, so that comparing the texts compares the times.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return _iso(datetime.now(UTC))
+
+
+def _duplicate(collection: str, doc_id: str, error: sqlite3.IntegrityError) -> DuplicateDocument:
+    found = _UNIQUE_INDEX.search(str(error))
+    return DuplicateDocument(collection, doc_id, index=found.group(1) if found else None)
 
 
 class _SqliteTransaction(Transaction):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        self.aborted: DuplicateDocument | None = None
 
-    async def execute(self, sql: str, params: tuple[Any, ...]) -> None:
-        await self._conn.execute(sql, params)
+    def _check(self) -> None:
+        if self.aborted is not None:
+            raise TransactionAborted(self.aborted)
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
-        rows = list(
-            await self._conn.execute_fetchall(
-                "SELECT id, version, data FROM documents WHERE collection = ? AND id = ?",
-                (collection, doc_id),
-            )
-        )
-        row = rows[0] if rows else None
+        self._check()
+        async with self._conn.execute(
+            "SELECT id, version, data FROM documents WHERE collection = ? AND id = ?",
+            (collection, doc_id),
+        ) as cursor:
+            row = await cursor.fetchone()
         return _document(collection, row) if row else None
 
     async def insert(self, collection: str, doc_id: str, data: dict[str, Any]) -> Document:
+        self._check()
         try:
             await self._conn.execute(
                 "INSERT INTO documents (collection, id, version, data) VALUES (?, ?, 1, ?)",
                 (collection, doc_id, json.dumps(data)),
             )
-        except aiosqlite.IntegrityError as error:
-            raise DuplicateDocument(collection, doc_id) from error
+        except sqlite3.IntegrityError as error:
+            self.aborted = _duplicate(collection, doc_id, error)
+            raise self.aborted from error
         return Document(collection, doc_id, 1, data)
+
+    async def insert_if_absent(
+        self, collection: str, doc_id: str, data: dict[str, Any]
+    ) -> Document | None:
+        self._check()
+        try:
+            cursor = await self._conn.execute(
+                "INSERT INTO documents (collection, id, version, data) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (collection, id) DO NOTHING",
+                (collection, doc_id, json.dumps(data)),
+            )
+        except sqlite3.IntegrityError as error:  # a unique index, not the id
+            self.aborted = _duplicate(collection, doc_id, error)
+            raise self.aborted from error
+        return Document(collection, doc_id, 1, data) if cursor.rowcount == 1 else None
 
     async def update(
         self, collection: str, doc_id: str, data: dict[str, Any], expected_version: int
     ) -> Document:
-        cursor = await self._conn.execute(
-            "UPDATE documents SET version = version + 1, data = ? "
-            "WHERE collection = ? AND id = ? AND version = ?",
-            (json.dumps(data), collection, doc_id, expected_version),
-        )
+        self._check()
+        try:
+            cursor = await self._conn.execute(
+                "UPDATE documents SET version = version + 1, data = ? "
+                "WHERE collection = ? AND id = ? AND version = ?",
+                (json.dumps(data), collection, doc_id, expected_version),
+            )
+        except sqlite3.IntegrityError as error:  # a unique index
+            self.aborted = _duplicate(collection, doc_id, error)
+            raise self.aborted from error
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(collection, doc_id, expected_version)
         return Document(collection, doc_id, expected_version + 1, data)
 
+    async def delete(
+        self, collection: str, doc_id: str, expected_version: int | None = None
+    ) -> None:
+        self._check()
+        if expected_version is None:
+            cursor = await self._conn.execute(
+                "DELETE FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
+            )
+            if cursor.rowcount != 1:
+                raise DocumentNotFound(collection, doc_id)
+            return
+        cursor = await self._conn.execute(
+            "DELETE FROM documents WHERE collection = ? AND id = ? AND version = ?",
+            (collection, doc_id, expected_version),
+        )
+        if cursor.rowcount != 1:
+            raise ConcurrencyConflict(collection, doc_id, expected_version)
+
     async def add_outbox(self, record: OutboxRecord) -> None:
+        self._check()
         await self._conn.execute(
             "INSERT INTO outbox (event_id, topic, key, value, headers, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -156,6 +262,7 @@ class _SqliteTransaction(Transaction):
         )
 
     async def claim_inbox(self, group: str, event_id: str) -> bool:
+        self._check()
         cursor = await self._conn.execute(
             "INSERT OR IGNORE INTO inbox (consumer_group, event_id, handled_at) VALUES (?, ?, ?)",
             (group, event_id, _now()),
@@ -207,6 +314,12 @@ class SqliteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         await self._writer.executescript(SCHEMA)
+        async with self._writer.execute("PRAGMA table_info(outbox)") as cursor:
+            present = {row[1] for row in await cursor.fetchall()}
+        for column, kind in OUTBOX_COLUMNS.items():
+            if column not in present:
+                await self._writer.execute(f"ALTER TABLE outbox ADD COLUMN {column} {kind}")
+        await self._writer.executescript(INDEXES)
         self._reader = await self._connect()
 
     async def close(self) -> None:
@@ -223,19 +336,22 @@ class SqliteStore(Store):
 
     async def ping(self) -> bool:
         try:
-            return len(list(await self._r.execute_fetchall("SELECT 1"))) == 1
+            async with self._r.execute("SELECT 1") as cursor:
+                return (await cursor.fetchone()) is not None
         except Exception:
             return False
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """Group commit: units of work queued behind an open group join it, one COMMIT each.
+    async def _immediate(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer inside a write transaction, with group commit; commits when the block
+        exits normally, and only then returns.
 
-        Each unit of work runs alone on the writer. The first (the leader) opens the group's
-        transaction; those queued behind it while it ran join it, each inside its own SAVEPOINT
-        (a failing one is rolled back to its savepoint, the others are kept); then the leader
-        commits for all. Every block exits only after that COMMIT: nothing is acknowledged
-        before it is durable, and N queued units of work cost one fsync instead of N.
+        Each block runs alone on the writer. The first (the leader) opens the group's
+        transaction (BEGIN IMMEDIATE); the blocks queued behind it while it ran join the group,
+        each inside its own SAVEPOINT (a failing one is rolled back to its savepoint, the
+        others are kept); then the leader commits for all. Every block returns only after that
+        COMMIT, so nothing is acknowledged before it is durable, and N queued units of work
+        cost one fsync instead of N.
         """
         if self._writer is None:
             raise RuntimeError("store not started")
@@ -249,13 +365,13 @@ class SqliteStore(Store):
         if group is None:
             # The leader: nobody joins while its block runs, since it holds the lock.
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                await self._begin(conn)
             except BaseException:
                 self._lock.release()
                 raise
             group = self._group = _CommitGroup()
             try:
-                yield _SqliteTransaction(conn)
+                yield conn
             except BaseException:
                 self._group = None
                 try:
@@ -283,7 +399,7 @@ class SqliteStore(Store):
             raise
         failed: BaseException | None = None
         try:
-            yield _SqliteTransaction(conn)
+            yield conn
         except BaseException as error:
             failed = error
         try:
@@ -299,6 +415,15 @@ class SqliteStore(Store):
         await group.durable()
         if failed is not None:
             raise failed
+
+    async def _begin(self, conn: aiosqlite.Connection) -> None:
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            # Another process kept the writer longer than busy_timeout.
+            raise TransientConflict("*", "*", str(error)) from error
 
     async def _commit(self, group: _CommitGroup) -> None:
         """Wait for the writers queued behind the group (FIFO lock), then commit for all."""
@@ -320,31 +445,38 @@ class SqliteStore(Store):
             raise
         group.succeed()
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._immediate() as conn:
+            tx = _SqliteTransaction(conn)
+            yield tx
+            if tx.aborted is not None:
+                # The caller caught the duplicate and went on: refuse to commit the rest.
+                raise TransactionAborted(tx.aborted)
+
     async def get(self, collection: str, doc_id: str) -> Document | None:
+        # One thread hop (execute_fetchall) rather than three (execute, fetchone, close).
         rows = list(
             await self._r.execute_fetchall(
                 "SELECT id, version, data FROM documents WHERE collection = ? AND id = ?",
                 (collection, doc_id),
             )
         )
-        row = rows[0] if rows else None
-        return _document(collection, row) if row else None
+        return _document(collection, rows[0]) if rows else None
 
     async def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Document]:
         found: dict[str, Document] = {}
         ids = list(dict.fromkeys(doc_ids))
         for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = ids[start : start + 500]
-            rows = list(
-                await self._r.execute_fetchall(
-                    "SELECT id, version, data FROM documents WHERE collection = ? "
-                    f"AND id IN ({', '.join('?' for _ in chunk)})",
-                    [collection, *chunk],
-                )
-            )
-            for row in rows:
-                doc = _document(collection, row)
-                found[doc.id] = doc
+            async with self._r.execute(
+                "SELECT id, version, data FROM documents WHERE collection = ? "
+                f"AND id IN ({', '.join('?' for _ in chunk)})",
+                [collection, *chunk],
+            ) as cursor:
+                for row in await cursor.fetchall():
+                    doc = _document(collection, row)
+                    found[doc.id] = doc
         return found
 
     async def find(self, collection: str, query: Query | None = None) -> list[Document]:
@@ -352,68 +484,172 @@ class SqliteStore(Store):
         where, params = _where_sql(query.where)
         check_filter({name: None for name, _ in query.order_by})
         order = ", ".join(
-            f"json_extract(data, '{_path(name)}') {'DESC' if desc else 'ASC'}"
-            for name, desc in query.order_by
+            f"{_extract(name)} {'DESC' if desc else 'ASC'}" for name, desc in query.order_by
         )
         sql = (
-            f"SELECT id, version, data FROM documents WHERE collection = ? AND {where} "
-            f"ORDER BY {order + ', ' if order else ''}id LIMIT ? OFFSET ?"
+            f"SELECT id, version, data FROM documents WHERE {_collection_sql(collection)} "
+            f"AND {where} ORDER BY {order + ', ' if order else ''}id LIMIT ? OFFSET ?"
         )
-        rows = list(
-            await self._r.execute_fetchall(sql, [collection, *params, query.limit, query.offset])
-        )
+        async with self._r.execute(sql, [*params, query.limit, query.offset]) as cur:
+            rows = await cur.fetchall()
         return [_document(collection, row) for row in rows]
 
     async def count(self, collection: str, where: Filter | None = None) -> int:
         clause, params = _where_sql(where or {})
-        rows = list(
-            await self._r.execute_fetchall(
-                f"SELECT COUNT(*) FROM documents WHERE collection = ? AND {clause}",
-                [collection, *params],
-            )
-        )
-        row = rows[0] if rows else None
+        async with self._r.execute(
+            f"SELECT COUNT(*) FROM documents WHERE {_collection_sql(collection)} AND {clause}",
+            params,
+        ) as cursor:
+            row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def purge(self, collection: str, where: Filter) -> int:
+        clause, params = _where_sql(where)
+        return await self._delete_batches(
+            "DELETE FROM documents WHERE rowid IN (SELECT rowid FROM documents "
+            f"WHERE {_collection_sql(collection)} AND {clause} LIMIT {PURGE_BATCH})",
+            tuple(params),
+        )
+
+    async def _delete_batches(self, sql: str, params: tuple[Any, ...]) -> int:
+        # Short transactions: a purge never keeps the single writer from the service for long.
+        deleted = 0
+        while True:
+            async with self._immediate() as conn:
+                cursor = await conn.execute(sql, params)
+                count = cursor.rowcount
+            deleted += count
+            if count < PURGE_BATCH:
+                return deleted
+
+    # -- indexes --------------------------------------------------------------------------------
+
+    async def ensure_index(
+        self, collection: str, fields: Sequence[str], *, unique: bool = False
+    ) -> Index:
+        index = self._declare(collection, fields, unique)
+        # `collection` first: the planner then sees more equality columns here than in the
+        # primary key (collection, id) and picks this index without statistics.
+        columns = ", ".join(["collection", *(_extract(name) for name in index.fields)])
+        try:
+            async with self._immediate() as conn:
+                await conn.execute(
+                    f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{index.name}" '
+                    f"ON documents ({columns}) WHERE {_collection_sql(collection)}"
+                )
+        except sqlite3.IntegrityError as error:
+            self._declared().pop(index.name, None)
+            raise StoreError(f"{index.name}: stored documents already repeat a value") from error
+        return index
+
+    # -- outbox ---------------------------------------------------------------------------------
+
     async def outbox_pending(self, limit: int = 100) -> list[OutboxRecord]:
-        rows = list(
-            await self._r.execute_fetchall(
-                "SELECT event_id, topic, key, value, headers, created_at, attempts, seq "
-                "FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
-                (limit,),
+        now = _now()
+        async with self._r.execute(
+            f"SELECT {_RECORD} FROM outbox "
+            "WHERE sent_at IS NULL AND parked_at IS NULL AND (retry_at IS NULL OR retry_at <= ?) "
+            "AND key NOT IN (SELECT key FROM outbox WHERE sent_at IS NULL AND attempts > 0 "
+            "AND (parked_at IS NOT NULL OR retry_at > ?)) "
+            "ORDER BY seq LIMIT ?",
+            (now, now, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_record(r) for r in rows]
+
+    async def outbox_mark_sent_many(self, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
+        now = _now()
+        async with self._immediate() as conn:
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start : start + 500])
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = ?, retry_at = NULL "
+                    f"WHERE event_id IN ({', '.join('?' for _ in chunk)})",
+                    [now, *chunk],
+                )
+
+    async def outbox_record_failures(self, failures: Sequence[OutboxFailure]) -> None:
+        if not failures:
+            return
+        now = _now()
+        async with self._immediate() as conn:
+            await conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, retry_at = ?, "
+                "parked_at = ? WHERE event_id = ? AND sent_at IS NULL",
+                [
+                    (
+                        f.error[:500],
+                        _iso(f.retry_at) if f.retry_at else None,
+                        now if f.park else None,
+                        f.event_id,
+                    )
+                    for f in failures
+                ],
             )
-        )
-        return [
-            OutboxRecord(
-                event_id=r[0],
-                topic=r[1],
-                key=r[2],
-                value=bytes(r[3]),
-                headers=json.loads(r[4]),
-                created_at=datetime.fromisoformat(r[5]),
-                attempts=int(r[6]),
-                seq=int(r[7]),
+
+    async def outbox_parked(self, limit: int = 100, offset: int = 0) -> list[OutboxRecord]:
+        async with self._r.execute(
+            f"SELECT {_RECORD} FROM outbox WHERE parked_at IS NOT NULL "
+            "ORDER BY seq LIMIT ? OFFSET ?",
+            (limit, offset),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_record(r) for r in rows]
+
+    async def outbox_replay(self, event_id: str) -> bool:
+        async with self._immediate() as conn:
+            cursor = await conn.execute(
+                "UPDATE outbox SET parked_at = NULL, retry_at = NULL, attempts = 0 "
+                "WHERE event_id = ? AND parked_at IS NOT NULL",
+                (event_id,),
             )
-            for r in rows
-        ]
+            return cursor.rowcount == 1
 
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        # Through a unit of work, so that it joins the open commit group.
-        async with self.transaction() as tx:
-            assert isinstance(tx, _SqliteTransaction)
-            await tx.execute(sql, params)
-
-    async def outbox_mark_sent(self, event_id: str) -> None:
-        await self._write("UPDATE outbox SET sent_at = ? WHERE event_id = ?", (_now(), event_id))
-
-    async def outbox_mark_failed(self, event_id: str, error: str) -> None:
-        await self._write(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE event_id = ?",
-            (error[:500], event_id),
+    async def outbox_purge_sent(self, older_than: datetime) -> int:
+        return await self._delete_batches(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+            f"WHERE sent_at IS NOT NULL AND sent_at < ? LIMIT {PURGE_BATCH})",
+            (_iso(older_than),),
         )
+
+    # -- inbox ----------------------------------------------------------------------------------
 
     async def inbox_contains(self, group: str, event_id: str) -> bool:
         async with self._r.execute(
             "SELECT 1 FROM inbox WHERE consumer_group = ? AND event_id = ?", (group, event_id)
         ) as cursor:
             return (await cursor.fetchone()) is not None
+
+    async def inbox_purge(self, older_than: datetime) -> int:
+        return await self._delete_batches(
+            "DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox "
+            f"WHERE handled_at < ? LIMIT {PURGE_BATCH})",
+            (_iso(older_than),),
+        )
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        now = time.time()
+        async with self._immediate() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at "
+                "WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (name, holder, now + ttl, now),
+            )
+            return cursor.rowcount == 1
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self._immediate() as conn:
+            await conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    async def lease_holder(self, name: str) -> str | None:
+        async with self._r.execute(
+            "SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, time.time())
+        ) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None

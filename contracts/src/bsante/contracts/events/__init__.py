@@ -17,6 +17,7 @@ from bsante.contracts.events.identity import (
     UserLockedOut,
     UserLoggedIn,
 )
+from bsante.contracts.events.operations import JobFailed, JobFailureReason
 from bsante.contracts.events.patient import (
     IdentityStatus,
     InsQualified,
@@ -49,4 +50,6 @@ __all__ = [
     "UserLockedOut",
     "event",
     "FormCompleted",
+    "JobFailed",
+    "JobFailureReason",
 ]

@@ -26,3 +26,6 @@ class PatientDataAccessed(Payload):
     at: datetime
     request_id: str | None = None
     client_address: str | None = None
+    service_client: str | None = Field(
+        None, description="The service client that accessed the data on the user's behalf"
+    )

@@ -1,9 +1,10 @@
 """What forms asks the patient service: does this patient exist for the acting structure, and
 its identity traits (for the DLU and the age the MMS norms need).
 
-Asked over HTTP with the caller's own token and acting structure, so the patient service applies
-its own tenancy and habilitation rules (another structure's patient answers 404 there too).
-In the embedded platform the transport reaches the patient app in-process.
+Asked on the patient service's service-only route with forms' service token (client
+credentials), naming the user and the acting structure; the patient service applies its tenancy
+rule (another structure's patient answers 404) and audits the read. In the embedded platform the
+transport reaches the patient app in-process.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
-from bsante.chassis import context
-from bsante.chassis.errors import DomainError, Forbidden, Unauthorized
+from bsante.chassis.auth import TokenVerifier
+from bsante.chassis.errors import DomainError
+from bsante.chassis.service_client import ServiceAuthUnavailable, ServiceClient
 from bsante.forms.engine import PatientFacts
 
 log = structlog.get_logger(__name__)
@@ -65,45 +67,33 @@ def facts_from_json(body: Any, patient_id: str) -> PatientFacts:
 
 
 class HttpPatientDirectory:
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._base = base_url.rstrip("/")
-        self._timeout = timeout
-        self._transport = transport
+    """The patient service's service-only route, called with forms' own service token.
+
+    forms has already checked the user's rights on its own route; the patient service audits
+    the read as forms' on behalf of that user (named from the user's verified token).
+    """
+
+    def __init__(self, client: ServiceClient, verifier: TokenVerifier) -> None:
+        self.client = client
+        self._verifier = verifier
 
     async def find(
         self, patient_id: str, *, authorization: str, structure_id: str
     ) -> PatientFacts | None:
-        headers = {"Authorization": authorization, "X-Structure-Id": structure_id}
-        for name, var in (
-            ("X-Correlation-Id", context.correlation_id),
-            ("X-Request-Id", context.request_id),
-        ):
-            value = var.get()
-            if value:
-                headers[name] = value
-        # The patient service audits this read: give it the end user's address, not ours.
-        address = context.client_address.get()
-        if address:
-            headers["X-Forwarded-For"] = address
+        _, _, token = authorization.partition(" ")
+        user = str((await self._verifier.verify(token.strip()))["sub"])
+        headers = {"X-Structure-Id": structure_id, "X-On-Behalf-Of": user}
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout) as http:
-                response = await http.get(f"{self._base}/patients/{patient_id}", headers=headers)
+            response = await self.client.get(f"internal/patients/{patient_id}", headers=headers)
         except httpx.HTTPError as error:
             log.warning("patient_service_unreachable", error_type=type(error).__name__)
             raise PatientServiceUnavailable("The patient service is unreachable") from None
+        except ServiceAuthUnavailable:
+            raise PatientServiceUnavailable("forms could not obtain its service token") from None
         if response.status_code == 200:
             return facts_from_json(response.json(), patient_id)
         if response.status_code in (404, 422):
             return None
-        if response.status_code == 401:
-            raise Unauthorized("The patient service refused the token")
-        if response.status_code == 403:
-            raise Forbidden("You may not read this patient")
+        # 401/403: forms' own credentials or scope are wrong, not the user's rights.
         log.warning("patient_service_error", status=response.status_code)
         raise PatientServiceUnavailable("The patient service did not answer properly")

@@ -14,6 +14,6 @@ class FormsSettings(ServiceSettings):
     port: int = 8084
     patient_url: str = Field(
         "http://127.0.0.1:8000/api/patient",
-        description="Base URL of the patient service API (asked with the caller's token)",
+        description="Base URL of the patient service API (asked with forms' service token)",
     )
     patient_timeout_seconds: float = Field(5.0, gt=0, le=60)

@@ -135,12 +135,12 @@ class EmbeddedGateway(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def build_embedded(settings: GatewaySettings, services: dict[str, Service]) -> FastAPI:
+def build_embedded(settings: GatewaySettings, services: dict[str, Service[Any]]) -> FastAPI:
     """One process: the gateway's lifespan starts and stops every service it mounts."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        started: list[Service] = []
+        started: list[Service[Any]] = []
         try:
             for svc in services.values():
                 await svc.start()
@@ -151,19 +151,25 @@ def build_embedded(settings: GatewaySettings, services: dict[str, Service]) -> F
                 await svc.stop()
 
     async def documents() -> dict[str, dict[str, Any]]:
-        return {name: svc.app.openapi() for name, svc in services.items()}
+        return {name: svc.app.openapi() for name, svc in services.items() if svc.has_http}
 
     async def readiness() -> dict[str, bool]:
         checks: dict[str, bool] = {}
         for name, svc in services.items():
-            checks[name] = await svc.store.ping() and await svc.bus.ping()
+            reasons = await svc.readiness()
+            checks[name] = all(reason is None for reason in reasons.values())
+            # Name what fails: "patient task:outbox-relay".
+            checks.update({f"{name} {check}": False for check, r in reasons.items() if r})
         return checks
 
     app = _base_app(settings, lifespan, documents, readiness, cls=EmbeddedGateway)
     assert isinstance(app, EmbeddedGateway)
     for name, svc in services.items():
-        app.mount(f"/api/{name}", svc.app)  # kept for route listings; requests take the fast path
-    app.route_to_services(settings, {name: svc.app for name, svc in services.items()})
+        if svc.has_http:
+            app.mount(f"/api/{name}", svc.app)  # for route listings; requests take the fast path
+    app.route_to_services(
+        settings, {name: svc.app for name, svc in services.items() if svc.has_http}
+    )
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app
 

@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from bsante.chassis.settings import ServiceSettings
+from bsante.contracts import manifest
 
 
 class GatewaySettings(ServiceSettings):
@@ -12,12 +13,8 @@ class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     port: int = 8000
     services: dict[str, str] = Field(
-        default_factory=lambda: {
-            "identity": "http://identity:8080",
-            "patient": "http://patient:8080",
-            "sla-monitor": "http://sla-monitor:8080",
-            "forms": "http://forms:8080",
-        },
+        # Each service of the manifest at its container name (compose, Kubernetes).
+        default_factory=lambda: manifest.load().gateway_routes(),
         description="Service name -> base URL (distributed topology)",
     )
     proxy_timeout_seconds: float = 30.0

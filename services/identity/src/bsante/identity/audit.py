@@ -10,7 +10,7 @@ from datetime import UTC
 from typing import Any
 
 from bsante.chassis.messaging import EventRouter, UnitOfWork
-from bsante.chassis.store import DuplicateDocument, Query, Store
+from bsante.chassis.store import Query, Store
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import PatientDataAccessed
 
@@ -32,16 +32,15 @@ def record(envelope: Envelope, payload: PatientDataAccessed) -> dict[str, Any]:
         "at": payload.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "request_id": payload.request_id,
         "client_address": payload.client_address,
+        "service_client": payload.service_client,
         "correlation_id": envelope.correlation_id,
     }
 
 
 @events.on(PatientDataAccessed)
 async def keep_access(uow: UnitOfWork, envelope: Envelope, payload: PatientDataAccessed) -> None:
-    try:
-        await uow.tx.insert(ACCESS_AUDIT, str(envelope.event_id), record(envelope, payload))
-    except DuplicateDocument:
-        pass  # already recorded (the inbox normally prevents this)
+    # Already recorded: nothing to do (the inbox normally prevents this).
+    await uow.tx.insert_if_absent(ACCESS_AUDIT, str(envelope.event_id), record(envelope, payload))
 
 
 async def history(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from bsante.chassis.errors import DomainError, Unauthorized
+from bsante.chassis.errors import AuthenticationFailed, Unavailable
 from bsante.chassis.store import ConcurrencyConflict, Store
 from bsante.identity.cps import (
     Challenge,
@@ -34,12 +34,11 @@ from bsante.identity.settings import IdentitySettings
 CHALLENGES = "cps_challenges"
 
 
-class CpsNotConfigured(DomainError):
-    status = 503
+class CpsNotConfigured(Unavailable):
     kind = "cps-not-configured"
 
 
-class CpsLoginRefused(Unauthorized):
+class CpsLoginRefused(AuthenticationFailed):
     """401 naming the check that failed (expired, revoked, untrusted, replayed, ...)."""
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bsante.chassis.errors import DomainError
+from bsante.chassis.errors import AccessDenied, RuleViolation
 from bsante.contracts.permissions import grantable_roles
 
 # argon2id with the library's RFC 9106 low-memory profile.
@@ -37,8 +37,20 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-class WeakPassword(DomainError):
+class WeakPassword(RuleViolation):
     """The password does not follow the password rules."""
+
+
+class UnknownRoles(RuleViolation):
+    """Roles that do not exist or that a structure administrator may not grant."""
+
+
+class NoStructure(AccessDenied):
+    """The account acts for no structure: it cannot open a session."""
+
+
+class UnknownStructureForUser(AccessDenied):
+    """The session was asked to act for a structure the account does not act for."""
 
 
 def password_problems(password: str, *, username: str = "") -> list[str]:
@@ -76,7 +88,10 @@ def check_password_rules(password: str, *, username: str = "") -> None:
 
 
 def normalise_username(username: str) -> str:
-    return username.strip().lower()
+    """The form a user name is stored, claimed and looked up in: the whole e-mail address is
+    case-insensitive (RFC 5321 lets the local part be case-sensitive; no provider of our users'
+    addresses makes use of it), and compatibility forms (full-width letters) fold to one."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
 
 
 @dataclass
@@ -128,7 +143,7 @@ class User:
         """Replace the user's roles in one structure; return (granted, revoked)."""
         unknown = sorted(set(roles) - set(grantable_roles()))
         if unknown:
-            raise DomainError(
+            raise UnknownRoles(
                 "Unknown or non-grantable roles: " + ", ".join(unknown),
                 errors=[{"field": "roles", "message": f"not grantable: {r}"} for r in unknown],
             )
@@ -144,16 +159,11 @@ class User:
         structure chosen at login is the session's default; X-Structure-Id still overrides it.
         """
         if not self.structures:
-            raise DomainError("The account acts for no structure")
+            raise NoStructure("The account acts for no structure")
         acting = acting_structure or self.structures[0]
         if acting not in self.structures:
             raise UnknownStructureForUser("You do not act for this structure")
         return [acting, *(s for s in self.structures if s != acting)], acting
-
-
-class UnknownStructureForUser(DomainError):
-    status = 403
-    kind = "forbidden"
 
 
 @dataclass
@@ -198,8 +208,11 @@ class LoginThrottle:
             return self.locked_until - now
         return None
 
-    def failed(self, now: datetime, policy: LockoutPolicy) -> int:
-        """Record a failure; return the lock duration in seconds it triggers (0: none)."""
+    def attempt(self, now: datetime, policy: LockoutPolicy) -> int:
+        """Count an attempt as a failure before its password is checked; return the lock in
+        seconds it sets (0: none). A success then clears the count. Counting first means that
+        concurrent guesses cannot all pass the lock check before any failure is recorded: at
+        most `threshold` passwords are ever checked while the count is below the threshold."""
         self.failures += 1
         seconds = policy.lock_seconds(self.failures)
         if seconds:

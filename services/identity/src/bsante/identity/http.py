@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bsante.identity.api import audit, auth, directory, structures, users
+from bsante.identity.api import audit, auth, directory, oauth, structures, users
 
 routers: list[APIRouter] = [
     auth.router,
@@ -12,4 +12,6 @@ routers: list[APIRouter] = [
     structures.router,
     directory.router,
     audit.router,
+    oauth.router,
+    oauth.admin,
 ]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from bsante.chassis.store import DuplicateDocument, Store
-from bsante.identity.api.users import MEMBERSHIPS, membership
+from bsante.identity.accounts import insert_account
 from bsante.identity.directory import model
 from bsante.identity.directory.identifiers import PSIDNAT_OID, RPPS
-from bsante.identity.domain import Structure, User, hash_password, search_key
+from bsante.identity.domain import Structure, User, search_key
+from bsante.identity.ports import PasswordHasher
 
 DEMO_STRUCTURES = [
     Structure(id="demo-ehpad", name="EHPAD Les Tilleuls (démo)"),
@@ -35,6 +36,17 @@ DEMO_PROFESSIONALS = {
     "10001000016": ("LEMAIRE", "Claire", "10", "Médecin", "claire.lemaire@tilleuls.mssante.fr"),
     "10001000024": ("GIRARD", "Paul", "60", "Infirmier", "paul.girard@tilleuls.mssante.fr"),
 }
+
+
+# The argon2 hashes of the demo passwords, computed once per process: every start of a demo
+# platform (each test starts several) would otherwise pay about 0.2 s per demo user.
+_DEMO_HASHES: dict[str, str] = {}
+
+
+async def demo_hash(password: str) -> str:
+    if password not in _DEMO_HASHES:
+        _DEMO_HASHES[password] = await PasswordHasher().hash(password)
+    return _DEMO_HASHES[password]
 
 
 async def _insert(store: Store, collection: str, doc_id: str, data: dict[str, Any]) -> None:
@@ -91,7 +103,11 @@ async def seed_demo(store: Store) -> None:
             rpps=rpps,
             profession=DEMO_PROFESSIONALS[rpps][2] if rpps else None,
         )
-        if await store.get("users", user_id) is None:
-            user.password_hash = hash_password(password)
-            await _insert(store, "users", user_id, user.to_json())
-        await _insert(store, MEMBERSHIPS, *membership(user, structure_id))
+        if await store.get("users", user_id) is not None:
+            continue
+        user.password_hash = await demo_hash(password)
+        try:
+            async with store.transaction() as tx:
+                await insert_account(tx, user)
+        except DuplicateDocument:
+            pass  # another replica seeded it first

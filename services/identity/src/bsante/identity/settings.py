@@ -1,9 +1,12 @@
 """Identity settings (env prefix IDENTITY_)."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from bsante.chassis.settings import ServiceSettings
+from bsante.identity.service_clients import ServiceClientSpec
 
 
 class IdentitySettings(ServiceSettings):
@@ -15,6 +18,13 @@ class IdentitySettings(ServiceSettings):
     access_token_ttl_seconds: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_seconds: int = Field(
         12 * 3600, ge=300, le=30 * 24 * 3600, description="Lifetime of a session's refresh token"
+    )
+    refresh_grace_seconds: int = Field(
+        20,
+        ge=0,
+        le=60,
+        description="After a refresh, the old refresh token returns the same new pair for this "
+        "long (two tabs refreshing at once); a reuse later revokes the session",
     )
     seed_demo: bool = Field(True, description="Create the demo structures and users if absent")
     lockout_threshold: int = Field(5, ge=1, le=100, description="Failures before a lock")
@@ -39,3 +49,23 @@ class IdentitySettings(ServiceSettings):
     cps_nonce_ttl_seconds: int = Field(120, ge=10, le=600)
     annuaire_batch_size: int = Field(2000, ge=1, le=20000)
     annuaire_max_reject_ratio: float = Field(0.5, ge=0, le=1)
+    service_clients: dict[str, ServiceClientSpec] = Field(
+        default_factory=dict,
+        description="JSON: client id -> {scopes, secret_hash or secret_file} (client credentials)",
+    )
+    service_token_ttl_seconds: int = Field(
+        600, ge=60, le=3600, description="Lifetime of a service token (client credentials)"
+    )
+    service_secret_overlap_seconds: int = Field(
+        24 * 3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="After a rotation, the previous client secret stays valid this long",
+    )
+
+    @model_validator(mode="after")
+    def _service_tokens_outlive_no_key(self) -> Self:
+        # A retired signing key stays published for the access-token lifetime (keys.py).
+        if self.service_token_ttl_seconds > self.access_token_ttl_seconds:
+            raise ValueError("service_token_ttl_seconds must not exceed access_token_ttl_seconds")
+        return self

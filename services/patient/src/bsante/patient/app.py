@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bsante.chassis.auth import JwksSource
+from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
-from bsante.patient import http, http_annotations
+from bsante.patient import http, http_annotations, http_internal
 from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
 from bsante.patient.settings import PatientSettings
 from bsante.patient.subscriptions import subscriptions
@@ -16,14 +17,19 @@ def build(
     standalone: bool = False,
     jwks: JwksSource | None = None,
     insi: InsiGateway | None = None,
-) -> Service:
+) -> Service[PatientSettings]:
     settings = settings or PatientSettings()
     return Service(
         settings,
         title="Bureautique Santé — patient",
-        routers=[http.router, http_annotations.router],
+        routers=[http.router, http_annotations.router, http_internal.router],
         events=subscriptions(),
         jwks=jwks,
         standalone=standalone,
         state={"insi": insi or insi_from_settings(settings)},
     )
+
+
+def build_embedded(context: EmbeddedContext) -> Service[PatientSettings]:
+    settings = PatientSettings(store_url=context.store_url("patient"), bus_url=context.bus_url)
+    return build(settings, jwks=context.jwks)

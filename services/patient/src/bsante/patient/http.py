@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from bsante.chassis.api import ServiceDep, etag, if_match_version, required_if_match
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
-from bsante.chassis.service import Service
+from bsante.chassis.service import Service, service_settings
 from bsante.contracts.events import VitaleCardRead
 from bsante.contracts.permissions import Action
 from bsante.patient import handlers, repository
@@ -35,6 +35,7 @@ from bsante.patient.schemas import (
     VitaleOutcome,
     VitaleSelectIn,
 )
+from bsante.patient.settings import PatientSettings
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
@@ -302,12 +303,15 @@ async def merge_patients(
 
 @router.get("/{patient_id}/fhir", response_class=JSONResponse)
 async def read_fhir(
-    patient_id: uuid.UUID, principal: Reader, svc: ServiceDep, request: Request
+    patient_id: uuid.UUID,
+    principal: Reader,
+    svc: ServiceDep,
+    settings: Annotated[PatientSettings, Depends(service_settings(PatientSettings))],
+    request: Request,
 ) -> JSONResponse:
     """The record as a FHIR R4 FR Core Patient (fr-core-patient-ins once qualified)."""
     patient, version = await handlers.load(svc, principal, str(patient_id))
-    settings = svc.settings
-    base = getattr(settings, "ipp_system_base", "urn:bsante:ipp:")
+    base = settings.ipp_system_base
     resource = to_fr_core_patient(
         PatientIdentity(
             id=str(patient.id),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from bsante.chassis.auth import JwksSource
+from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.sla_monitor.http import router
 from bsante.sla_monitor.settings import SlaMonitorSettings
@@ -16,7 +17,7 @@ def build(
     *,
     standalone: bool = False,
     jwks: JwksSource | None = None,
-) -> Service:
+) -> Service[SlaMonitorSettings]:
     settings = settings or SlaMonitorSettings()
     return Service(
         settings,
@@ -26,3 +27,10 @@ def build(
         jwks=jwks,
         standalone=standalone,
     )
+
+
+def build_embedded(context: EmbeddedContext) -> Service[SlaMonitorSettings]:
+    settings = SlaMonitorSettings(
+        store_url=context.store_url("sla-monitor"), bus_url=context.bus_url
+    )
+    return build(settings, jwks=context.jwks)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import DomainError
-from bsante.chassis.service import Service
+from bsante.chassis.service import Service, service_settings
 from bsante.contracts.permissions import Action
 from bsante.sla_monitor import usage
+from bsante.sla_monitor.settings import SlaMonitorSettings
 
 router = APIRouter(prefix="/usage", tags=["usage"])
 
@@ -33,12 +34,13 @@ class UsageIndicator(BaseModel):
 async def patients_created(
     request: Request,
     principal: Annotated[Principal, allowed(Action.VIEW_SLA)],
+    settings: Annotated[SlaMonitorSettings, Depends(service_settings(SlaMonitorSettings))],
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> UsageIndicator:
     """Patients created per local day in the acting structure (default: the last 30 days)."""
     svc: Service = request.app.state.service
-    today = datetime.now(svc.settings.timezone_info).date()  # type: ignore[attr-defined]
+    today = datetime.now(settings.timezone_info).date()
     end = end or today
     start = start or end - timedelta(days=29)
     if start > end:

@@ -9,9 +9,10 @@ from pydantic import BaseModel
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal, allowed
-from bsante.chassis.errors import NotFound
+from bsante.chassis.errors import NotFoundError
 from bsante.contracts.permissions import Action
 from bsante.identity import audit
+from bsante.identity.accounts import Accounts
 from bsante.identity.api.deps import Limit, Offset, PageInfo
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -29,6 +30,7 @@ class AccessRecord(BaseModel):
     at: str
     request_id: str | None
     client_address: str | None
+    service_client: str | None = None
 
 
 class AccessPage(PageInfo):
@@ -52,7 +54,7 @@ async def patient_history(
         offset=offset,
     )
     if total == 0:
-        raise NotFound("No such patient")
+        raise NotFoundError("No such patient")
     return AccessPage(
         items=[AccessRecord.model_validate(i) for i in items],
         total=total,
@@ -66,9 +68,8 @@ async def user_history(
     user_id: str, principal: Auditor, svc: ServiceDep, limit: Limit = 50, offset: Offset = 0
 ) -> AccessPage:
     """The patient data a user of the acting structure accessed while acting for it."""
-    doc = await svc.store.get("users", user_id) if len(user_id) <= 200 else None
-    if doc is None or principal.acting_structure not in doc.data.get("structures", []):
-        raise NotFound("No such user in this structure")
+    if await Accounts(svc.store).member(principal.acting_structure, user_id) is None:
+        raise NotFoundError("No such user in this structure")
     items, total = await audit.history(
         svc.store,
         structure_id=principal.acting_structure,

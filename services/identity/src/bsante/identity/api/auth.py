@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
@@ -11,25 +11,24 @@ from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal
-from bsante.chassis.errors import DomainError, Unauthorized
-from bsante.chassis.store import ConcurrencyConflict, DuplicateDocument, Query
-from bsante.contracts.events import UserLockedOut
-from bsante.identity import cps_login, sessions
-from bsante.identity.api.deps import CpsVerifierDep, KeyRingDep, SettingsDep
-from bsante.identity.domain import (
-    LockoutPolicy,
-    LoginThrottle,
-    User,
-    check_password_rules,
-    hash_password,
-    normalise_username,
-    throttle_key,
-    verify_password,
+from bsante.identity import cps_login
+from bsante.identity.api.deps import (
+    AccountsDep,
+    ClockDep,
+    CpsVerifierDep,
+    HasherDep,
+    KeyRingDep,
+    LockoutDep,
+    SessionPortsDep,
+    SettingsDep,
+    UnitOfWorkDep,
 )
+from bsante.identity.handlers import accounts as account_handlers
+from bsante.identity.handlers import login as login_handlers
+from bsante.identity.handlers import sessions
 
 router = APIRouter(tags=["auth"])
 
-THROTTLES = "login_throttles"
 StructureId = Annotated[
     str | None,
     Field(
@@ -64,66 +63,25 @@ def _response(pair: sessions.TokenPair) -> TokenResponse:
     )
 
 
-class TooManyAttempts(DomainError):
-    status = 429
-    kind = "too-many-attempts"
-
-
 @router.post("/auth/token", response_model=TokenResponse)
 async def login(
-    body: PasswordLogin, svc: ServiceDep, settings: SettingsDep, keys: KeyRingDep
+    body: PasswordLogin,
+    ports: SessionPortsDep,
+    accounts: AccountsDep,
+    hasher: HasherDep,
+    lockout: LockoutDep,
 ) -> Any:
     """Password login. Repeated failures lock the user name for a growing time (429).
 
     Unknown user names are throttled exactly like existing ones, so the answer never tells
     whether an account exists.
     """
-    store = svc.store
-    username = normalise_username(body.username)
-    policy = LockoutPolicy(
-        settings.lockout_threshold, settings.lockout_base_seconds, settings.lockout_max_seconds
-    )
-    key = throttle_key(username)
-    now = datetime.now(UTC)
-    throttle_doc = await store.get(THROTTLES, key)
-    throttle = LoginThrottle.from_json(throttle_doc.data) if throttle_doc else LoginThrottle()
-    remaining = throttle.locked(now)
-    if remaining is not None:
-        seconds = max(1, int(remaining.total_seconds()) + 1)
-        raise TooManyAttempts(
-            f"Too many failed attempts; try again in {seconds} seconds",
-            errors=[{"field": "username", "message": f"locked for {seconds} s"}],
-        )
-    found = await store.find("users", Query(where={"username": username}, limit=1))
-    user = User.from_json(found[0].data) if found else None
-    ok = verify_password(user.password_hash if user else None, body.password)
-    if not ok or user is None or not user.active:
-        locked = throttle.failed(now, policy)
-        try:
-            async with svc.messaging.unit_of_work() as uow:
-                if throttle_doc is None:
-                    await uow.tx.insert(THROTTLES, key, throttle.to_json())
-                else:
-                    await uow.tx.update(THROTTLES, key, throttle.to_json(), throttle_doc.version)
-                if locked and user is not None and user.structures:
-                    await uow.emit(
-                        UserLockedOut(
-                            user_id=user.id, failures=throttle.failures, locked_seconds=locked
-                        ),
-                        structure_id=user.structures[0],
-                        subject_id=user.id,
-                    )
-        except (ConcurrencyConflict, DuplicateDocument):
-            pass  # a concurrent failure was recorded; one of the two is enough
-        raise Unauthorized("Unknown user or wrong password")
-    if throttle_doc is not None and throttle.failures:
-        try:
-            async with store.transaction() as tx:
-                await tx.update(THROTTLES, key, LoginThrottle().to_json(), throttle_doc.version)
-        except ConcurrencyConflict:
-            pass
-    pair = await sessions.open_session(
-        svc.messaging, keys, settings, user, method="password", acting_structure=body.structure_id
+    pair = await login_handlers.password_login(
+        login_handlers.PasswordLogin(body.username, body.password, body.structure_id),
+        sessions=ports,
+        accounts=accounts,
+        hasher=hasher,
+        lockout=lockout,
     )
     return _response(pair)
 
@@ -133,19 +91,19 @@ class RefreshRequest(BaseModel):
 
 
 @router.post("/auth/refresh", response_model=TokenResponse)
-async def refresh(
-    body: RefreshRequest, svc: ServiceDep, settings: SettingsDep, keys: KeyRingDep
-) -> Any:
-    """Exchange a refresh token (once) for a new access token and a new refresh token."""
-    return _response(
-        await sessions.refresh_session(svc.messaging, keys, settings, body.refresh_token)
-    )
+async def refresh(body: RefreshRequest, ports: SessionPortsDep) -> Any:
+    """Exchange a refresh token for a new access token and a new refresh token.
+
+    Within a short grace window (IDENTITY_REFRESH_GRACE_SECONDS) the same token returns the
+    same new pair again; after it, a reuse revokes the session.
+    """
+    return _response(await sessions.refresh_session(ports, body.refresh_token))
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(body: RefreshRequest, svc: ServiceDep) -> Response:
+async def logout(body: RefreshRequest, uow: UnitOfWorkDep) -> Response:
     """End the session: its refresh tokens stop working. The access token expires on its own."""
-    await sessions.logout(svc.store, body.refresh_token)
+    await sessions.logout(uow, body.refresh_token)
     return Response(status_code=204)
 
 
@@ -186,27 +144,19 @@ class CpsLogin(BaseModel):
 async def cps_token(
     body: CpsLogin,
     svc: ServiceDep,
-    settings: SettingsDep,
-    keys: KeyRingDep,
+    ports: SessionPortsDep,
+    accounts: AccountsDep,
     verifier: CpsVerifierDep,
 ) -> Any:
     """CPS card login: nonce, certificate chain and CRL, signature, then the account by PSIdNat."""
-    holder = await cps_login.verify_card_login(
-        svc.store,
-        verifier,
-        nonce=body.nonce,
-        certificate=body.certificate,
-        signature=body.signature,
-        intermediates=body.intermediates,
-    )
-    found = await svc.store.find(
-        "users", Query(where={"ps_id_nat": holder.ps_id_nat.value, "active": True}, limit=1)
-    )
-    if not found:
-        raise cps_login.CpsLoginRefused("No active account for this card's professional")
-    user = User.from_json(found[0].data)
-    pair = await sessions.open_session(
-        svc.messaging, keys, settings, user, method="cps", acting_structure=body.structure_id
+    pair = await login_handlers.card_login(
+        login_handlers.CardLogin(
+            body.nonce, body.certificate, body.signature, body.intermediates, body.structure_id
+        ),
+        sessions=ports,
+        accounts=accounts,
+        challenges=svc.store,
+        verifier=verifier,
     )
     return _response(pair)
 
@@ -245,16 +195,23 @@ class PasswordChange(BaseModel):
 
 @router.put("/me/password", status_code=204)
 async def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, svc: ServiceDep
+    body: PasswordChange,
+    principal: CurrentPrincipal,
+    uow: UnitOfWorkDep,
+    accounts: AccountsDep,
+    hasher: HasherDep,
+    clock: ClockDep,
+    lockout: LockoutDep,
 ) -> Response:
-    doc = await svc.store.get("users", principal.user_id)
-    if doc is None:
-        raise Unauthorized("Unknown account")
-    user = User.from_json(doc.data)
-    if not verify_password(user.password_hash, body.current_password):
-        raise Unauthorized("Wrong current password")
-    check_password_rules(body.new_password, username=user.username)
-    user.password_hash = hash_password(body.new_password)
-    async with svc.store.transaction() as tx:
-        await tx.update("users", user.id, user.to_json(), doc.version)
+    """Change the caller's password. A wrong current password is 403 (the session is valid)."""
+    await account_handlers.change_password(
+        account_handlers.ChangePassword(
+            principal.user_id, body.current_password, body.new_password
+        ),
+        uow=uow,
+        accounts=accounts,
+        hasher=hasher,
+        clock=clock,
+        lockout=lockout,
+    )
     return Response(status_code=204)

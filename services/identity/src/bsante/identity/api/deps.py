@@ -1,4 +1,4 @@
-"""Dependency aliases shared by identity's routers."""
+"""Dependency aliases shared by identity's routers: the ports its use cases take."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
+from bsante.chassis.api import ServiceDep
+from bsante.chassis.service import service_settings
+from bsante.identity.accounts import Accounts
 from bsante.identity.cps import CpsLoginVerifier
+from bsante.identity.domain import LockoutPolicy
+from bsante.identity.handlers.sessions import SessionPolicy, SessionPorts
 from bsante.identity.keys import KeyRing
+from bsante.identity.ports import Clock, PasswordHasher, UnitOfWorkFactory
 from bsante.identity.settings import IdentitySettings
 
-
-async def settings(request: Request) -> IdentitySettings:
-    value: IdentitySettings = request.app.state.settings
-    return value
+settings = service_settings(IdentitySettings)
 
 
 async def keyring(request: Request) -> KeyRing:
@@ -27,9 +30,54 @@ async def cps_verifier(request: Request) -> CpsLoginVerifier | None:
     return verifier
 
 
+async def clock(request: Request) -> Clock:
+    value: Clock = request.app.state.clock
+    return value
+
+
+async def hasher(request: Request) -> PasswordHasher:
+    value: PasswordHasher = request.app.state.hasher
+    return value
+
+
+async def unit_of_work(svc: ServiceDep) -> UnitOfWorkFactory:
+    return svc.messaging.unit_of_work
+
+
+async def accounts(svc: ServiceDep) -> Accounts:
+    return Accounts(svc.store)
+
+
+async def lockout(request: Request) -> LockoutPolicy:
+    s = await settings(request)
+    return LockoutPolicy(s.lockout_threshold, s.lockout_base_seconds, s.lockout_max_seconds)
+
+
+async def session_ports(request: Request, svc: ServiceDep) -> SessionPorts:
+    s = await settings(request)
+    return SessionPorts(
+        uow=svc.messaging.unit_of_work,
+        keyring=await keyring(request),
+        policy=SessionPolicy(
+            issuer=s.token_issuer,
+            audience=s.token_audience,
+            access_ttl_seconds=s.access_token_ttl_seconds,
+            refresh_ttl_seconds=s.refresh_token_ttl_seconds,
+            refresh_grace_seconds=s.refresh_grace_seconds,
+        ),
+        clock=await clock(request),
+    )
+
+
 SettingsDep = Annotated[IdentitySettings, Depends(settings)]
 KeyRingDep = Annotated[KeyRing, Depends(keyring)]
 CpsVerifierDep = Annotated[CpsLoginVerifier | None, Depends(cps_verifier)]
+ClockDep = Annotated[Clock, Depends(clock)]
+HasherDep = Annotated[PasswordHasher, Depends(hasher)]
+UnitOfWorkDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work)]
+AccountsDep = Annotated[Accounts, Depends(accounts)]
+LockoutDep = Annotated[LockoutPolicy, Depends(lockout)]
+SessionPortsDep = Annotated[SessionPorts, Depends(session_ports)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")]
 

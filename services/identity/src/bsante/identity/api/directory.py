@@ -14,21 +14,25 @@ from pydantic import BaseModel, Field, model_validator
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
-from bsante.chassis.errors import DomainError, NotFound
+from bsante.chassis.errors import NotFoundError
 from bsante.contracts.permissions import Action
-from bsante.identity.api.deps import Limit, Offset, PageInfo, SettingsDep
+from bsante.identity.api.deps import (
+    ClockDep,
+    Limit,
+    Offset,
+    PageInfo,
+    SettingsDep,
+    UnitOfWorkDep,
+)
+from bsante.identity.api.text import SafeText
 from bsante.identity.directory import model, repository
 from bsante.identity.directory.identifiers import (
-    ADELI,
-    FINESS,
     PSIDNAT_OID,
     RPPS,
-    STRUCTIDNAT_OID,
-    FinessKind,
     PSIdNat,
 )
 from bsante.identity.directory.importer import IMPORTS, import_annuaire
-from bsante.identity.domain import search_key
+from bsante.identity.handlers import directory as handlers
 
 router = APIRouter(prefix="/directory", tags=["directory"])
 Manager = Annotated[Principal, allowed(Action.MANAGE_DIRECTORY)]
@@ -38,6 +42,12 @@ class Specialty(BaseModel):
     type: str | None = None
     code: str
     label: str | None = None
+
+
+class SpecialtyIn(BaseModel):
+    type: SafeText | None = Field(None, max_length=20)
+    code: SafeText = Field(min_length=1, max_length=20)
+    label: SafeText | None = Field(None, max_length=200)
 
 
 class ProfessionalOut(BaseModel):
@@ -144,7 +154,7 @@ def _ps_id_nat(identifier: str) -> str:
             return RPPS(identifier).ps_id_nat.value
         return PSIdNat(identifier).value
     except ValueError:
-        raise NotFound("No such professional") from None
+        raise NotFoundError("No such professional") from None
 
 
 @router.get("/professionals/{identifier}", response_model=ProfessionalDetail)
@@ -153,12 +163,12 @@ async def get_professional(
 ) -> ProfessionalDetail:
     """A professional by RPPS or national id, with their activities."""
     ps_id_nat = _ps_id_nat(identifier)
-    doc = await svc.store.get(model.PROFESSIONALS, ps_id_nat)
+    doc = await repository.get(svc.store, model.PROFESSIONALS, ps_id_nat)
     if doc is None:
-        raise NotFound("No such professional")
+        raise NotFoundError("No such professional")
     activities = await repository.activities(svc.store, "ps_id_nat", ps_id_nat)
     return ProfessionalDetail(
-        **_professional(doc.data).model_dump(),
+        **_professional(doc).model_dump(),
         activities=[ActivityOut.model_validate(a.data) for a in activities],
     )
 
@@ -166,16 +176,16 @@ async def get_professional(
 class ProfessionalIn(BaseModel):
     rpps: str | None = Field(None, pattern=r"^[0-9]{11}$")
     adeli: str | None = Field(None, pattern=r"^[0-9A-Z]{9}$")
-    civility: str | None = Field(None, max_length=50)
-    last_name: str = Field(min_length=1, max_length=100)
-    first_name: str | None = Field(None, max_length=100)
+    civility: SafeText | None = Field(None, max_length=50)
+    last_name: SafeText = Field(min_length=1, max_length=100)
+    first_name: SafeText | None = Field(None, max_length=100)
     profession_code: str = Field(min_length=1, max_length=10, description="TRE_G15 code")
-    profession_label: str | None = Field(None, max_length=100)
-    specialties: list[Specialty] = Field(default_factory=list, max_length=20)
-    mssante: list[str] = Field(
+    profession_label: SafeText | None = Field(None, max_length=100)
+    specialties: list[SpecialtyIn] = Field(default_factory=list, max_length=20)
+    mssante: list[Annotated[SafeText, Field(max_length=200)]] = Field(
         default_factory=list, max_length=10, description="MSSanté addresses (…@….mssante.fr)"
     )
-    city: str | None = Field(None, max_length=100)
+    city: SafeText | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
     def _identifier(self) -> ProfessionalIn:
@@ -189,44 +199,29 @@ class ProfessionalIn(BaseModel):
 
 @router.post("/professionals", status_code=201, response_model=ProfessionalOut)
 async def register_professional(
-    body: ProfessionalIn, _: Manager, svc: ServiceDep, response: Response
+    body: ProfessionalIn, _: Manager, uow: UnitOfWorkDep, clock: ClockDep, response: Response
 ) -> ProfessionalOut:
     """Register a professional by hand (e.g. not yet in the extraction).
 
     The national id (PSIdNat) is derived from the RPPS or ADELI, never typed.
     """
-    try:
-        rpps = RPPS(body.rpps) if body.rpps else None
-        adeli = ADELI(body.adeli) if body.adeli else None
-    except ValueError as error:
-        field = "rpps" if body.rpps else "adeli"
-        raise DomainError(
-            f"Invalid {field.upper()}", errors=[{"field": field, "message": str(error)}]
-        ) from None
-    ps_id_nat = (rpps.ps_id_nat if rpps else adeli.ps_id_nat).value  # type: ignore[union-attr]
-    doc = {
-        "ps_id_nat": ps_id_nat,
-        "ps_id_nat_oid": PSIDNAT_OID,
-        "rpps": body.rpps,
-        "adeli": body.adeli,
-        "civility": body.civility,
-        "last_name": body.last_name,
-        "first_name": body.first_name,
-        "name_key": search_key(f"{body.last_name} {body.first_name or ''}"),
-        "profession_code": body.profession_code,
-        "profession_label": body.profession_label,
-        "category_code": None,
-        "specialties": [s.model_dump() for s in body.specialties],
-        "mssante": body.mssante,
-        "city": body.city,
-        "city_key": search_key(body.city),
-        "source": "manual",
-        "import_id": None,
-        "updated_at": repository.now_iso(),
-    }
-    async with svc.messaging.unit_of_work() as uow:
-        await repository.register_professional(uow, doc)
-    response.headers["Location"] = f"professionals/{ps_id_nat}"
+    doc = await handlers.register_professional(
+        handlers.RegisterProfessional(
+            rpps=body.rpps,
+            adeli=body.adeli,
+            civility=body.civility,
+            last_name=body.last_name,
+            first_name=body.first_name,
+            profession_code=body.profession_code,
+            profession_label=body.profession_label,
+            specialties=[s.model_dump() for s in body.specialties],
+            mssante=body.mssante,
+            city=body.city,
+        ),
+        uow=uow,
+        clock=clock,
+    )
+    response.headers["Location"] = f"professionals/{doc['ps_id_nat']}"
     return _professional(doc)
 
 
@@ -254,12 +249,12 @@ async def search_structures(
 @router.get("/structures/{structure_id}", response_model=StructureDetail)
 async def get_structure(structure_id: str, _: CurrentPrincipal, svc: ServiceDep) -> StructureDetail:
     """A structure by id (StructIdNat for FINESS structures), with the activities at that site."""
-    doc = await svc.store.get(model.STRUCTURES, structure_id) if len(structure_id) <= 100 else None
+    doc = await repository.get(svc.store, model.STRUCTURES, structure_id)
     if doc is None:
-        raise NotFound("No such structure")
+        raise NotFoundError("No such structure")
     activities = await repository.activities(svc.store, "structure_id", structure_id)
     return StructureDetail(
-        **StructureOut.model_validate(doc.data).model_dump(),
+        **StructureOut.model_validate(doc).model_dump(),
         activities=[ActivityOut.model_validate(a.data) for a in activities],
     )
 
@@ -268,51 +263,30 @@ class StructureIn(BaseModel):
     finess: str = Field(pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
     finess_kind: Literal["EJ", "ET"]
     legal_entity_finess: str | None = Field(None, pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
     postal_code: str | None = Field(None, pattern=r"^[0-9]{5}$")
-    city: str | None = Field(None, max_length=100)
+    city: SafeText | None = Field(None, max_length=100)
 
 
 @router.post("/structures", status_code=201, response_model=StructureOut)
 async def register_structure(
-    body: StructureIn, _: Manager, svc: ServiceDep, response: Response
+    body: StructureIn, _: Manager, uow: UnitOfWorkDep, clock: ClockDep, response: Response
 ) -> StructureOut:
     """Register a FINESS structure by hand; its id is the derived StructIdNat (1 + FINESS)."""
-    try:
-        finess = FINESS(body.finess, FinessKind(body.finess_kind))
-        legal = (
-            FINESS(body.legal_entity_finess, FinessKind.EJ) if body.legal_entity_finess else None
-        )
-    except ValueError as error:
-        raise DomainError(
-            "Invalid FINESS", errors=[{"field": "finess", "message": str(error)}]
-        ) from None
-    if legal is not None and body.finess_kind != "ET":
-        raise DomainError(
-            "Only an establishment (ET) belongs to a legal entity",
-            errors=[{"field": "legal_entity_finess", "message": "only for ET"}],
-        )
-    doc = {
-        "id": model.structure_id(finess),
-        "struct_id_nat_oid": STRUCTIDNAT_OID,
-        "finess": finess.value,
-        "finess_kind": body.finess_kind,
-        "legal_entity": model.structure_id(legal) if legal else None,
-        "name": body.name,
-        "name_key": search_key(body.name),
-        "siret": body.siret,
-        "city": body.city,
-        "city_key": search_key(body.city),
-        "postal_code": body.postal_code,
-        "commune_code": None,
-        "tenant": False,
-        "source": "manual",
-        "import_id": None,
-        "updated_at": repository.now_iso(),
-    }
-    async with svc.messaging.unit_of_work() as uow:
-        await repository.register_structure(uow, doc)
+    doc = await handlers.register_structure(
+        handlers.RegisterStructure(
+            finess=body.finess,
+            finess_kind=body.finess_kind,
+            legal_entity_finess=body.legal_entity_finess,
+            name=body.name,
+            siret=body.siret,
+            postal_code=body.postal_code,
+            city=body.city,
+        ),
+        uow=uow,
+        clock=clock,
+    )
     response.headers["Location"] = f"structures/{doc['id']}"
     return StructureOut.model_validate(doc)
 
@@ -385,7 +359,7 @@ async def import_extraction(
 
 @router.get("/imports/{import_id}", response_model=ImportReportOut)
 async def get_import(import_id: str, _: Manager, svc: ServiceDep) -> ImportReportOut:
-    doc = await svc.store.get(IMPORTS, import_id) if len(import_id) <= 100 else None
+    doc = await repository.get(svc.store, IMPORTS, import_id)
     if doc is None:
-        raise NotFound("No such import")
-    return ImportReportOut.model_validate(doc.data)
+        raise NotFoundError("No such import")
+    return ImportReportOut.model_validate(doc)

@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
-from bsante.chassis.errors import DomainError, NotFound
 from bsante.contracts.permissions import Action
-from bsante.identity import keys
-from bsante.identity.api.deps import KeyRingDep, SettingsDep
-from bsante.identity.directory.identifiers import FINESS
+from bsante.identity.accounts import STRUCTURES
+from bsante.identity.api.deps import KeyRingDep, SettingsDep, UnitOfWorkDep
+from bsante.identity.api.text import SafeText
+from bsante.identity.directory import repository
+from bsante.identity.handlers import structures as handlers
 
 router = APIRouter(tags=["structures"])
 StructureAdmin = Annotated[Principal, allowed(Action.MANAGE_STRUCTURE)]
@@ -28,34 +29,26 @@ class TenantOut(BaseModel):
 
 
 class TenantIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     finess: str | None = Field(None, pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
 
 
 @router.get("/structures/current", response_model=TenantOut)
 async def current_structure(principal: CurrentPrincipal, svc: ServiceDep) -> TenantOut:
-    doc = await svc.store.get("structures", principal.acting_structure)
+    doc = await repository.get(svc.store, STRUCTURES, principal.acting_structure)
     if doc is None:
-        raise NotFound("No such structure")
-    return TenantOut.model_validate(doc.data)
+        raise handlers.NoSuchStructure()
+    return TenantOut.model_validate(doc)
 
 
 @router.put("/structures/current", response_model=TenantOut)
-async def update_structure(body: TenantIn, principal: StructureAdmin, svc: ServiceDep) -> TenantOut:
+async def update_structure(
+    body: TenantIn, principal: StructureAdmin, uow: UnitOfWorkDep
+) -> TenantOut:
     """Rename the acting structure or set its FINESS (check digit verified)."""
-    if body.finess is not None:
-        try:
-            FINESS(body.finess)
-        except ValueError as error:
-            raise DomainError(
-                "Invalid FINESS", errors=[{"field": "finess", "message": str(error)}]
-            ) from None
-    doc = await svc.store.get("structures", principal.acting_structure)
-    if doc is None:
-        raise NotFound("No such structure")
-    data = {**doc.data, "name": body.name, "finess": body.finess}
-    async with svc.store.transaction() as tx:
-        await tx.update("structures", doc.id, data, doc.version)
+    data = await handlers.update_structure(
+        handlers.UpdateStructure(principal.acting_structure, body.name, body.finess), uow=uow
+    )
     return TenantOut.model_validate(data)
 
 
@@ -75,7 +68,7 @@ class RotatedKey(BaseModel):
 @router.post("/admin/signing-keys/rotate", response_model=RotatedKey)
 async def rotate_signing_key(
     _: Operator,
-    svc: ServiceDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     ring: KeyRingDep,
     body: RotateKey | None = None,
@@ -88,16 +81,15 @@ async def rotate_signing_key(
     delay = settings.key_activation_seconds
     if body is not None and body.activate_in_seconds is not None:
         delay = body.activate_in_seconds
-    async with svc.messaging.unit_of_work() as uow:
-        kid, previous, activates_at = await keys.rotate(
-            uow,
-            timedelta(seconds=settings.access_token_ttl_seconds),
-            timedelta(seconds=delay),
-        )
-    await ring.reload()
+    rotated = await handlers.rotate_signing_key(
+        uow=uow,
+        ring=ring,
+        token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        delay=timedelta(seconds=delay),
+    )
     return RotatedKey(
-        kid=kid,
-        previous_kid=previous,
-        activates_at=activates_at,
-        published_kids=[k.kid for k in ring.keys],
+        kid=rotated.kid,
+        previous_kid=rotated.previous_kid,
+        activates_at=rotated.activates_at,
+        published_kids=rotated.published_kids,
     )

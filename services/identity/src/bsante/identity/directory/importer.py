@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import structlog
 
-from bsante.chassis.errors import DomainError
+from bsante.chassis.errors import RuleViolation
 from bsante.chassis.messaging import Messaging, UnitOfWork
 from bsante.chassis.store import ConcurrencyConflict, DuplicateDocument
 from bsante.contracts.events import (
@@ -49,7 +49,7 @@ MAX_LISTED_REJECTIONS = 1000
 IMPORTS = "directory_imports"
 
 
-class AnnuaireImportRefused(DomainError):
+class AnnuaireImportRefused(RuleViolation):
     """The file is not an importable extraction; nothing was written."""
 
     kind = "annuaire-import-refused"

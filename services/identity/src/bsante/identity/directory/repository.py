@@ -1,16 +1,12 @@
-"""Directory queries and manual registrations over the store port."""
+"""Directory queries over the store port (registrations: `handlers.directory`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from bsante.chassis.errors import Conflict
-from bsante.chassis.messaging import UnitOfWork
-from bsante.chassis.store import Document, Filter, Query, Store
+from bsante.chassis.store import JSON, Document, Filter, Query, Store
 from bsante.identity.directory import model
-from bsante.identity.directory.importer import registered_professional, registered_structure
 from bsante.identity.domain import search_key
 
 # "\uffff" sorts after every character a search key holds: [key, key + "\uffff") is a prefix.
@@ -84,19 +80,7 @@ async def activities(store: Store, field: str, value: str, limit: int = 100) -> 
     )
 
 
-async def register_professional(uow: UnitOfWork, doc: dict[str, Any]) -> None:
-    if await uow.tx.get(model.PROFESSIONALS, doc["ps_id_nat"]) is not None:
-        raise Conflict("This professional is already in the directory")
-    await uow.tx.insert(model.PROFESSIONALS, doc["ps_id_nat"], doc)
-    await registered_professional(uow, doc, "manual")
-
-
-async def register_structure(uow: UnitOfWork, doc: dict[str, Any]) -> None:
-    if await uow.tx.get(model.STRUCTURES, doc["id"]) is not None:
-        raise Conflict("This structure is already in the directory")
-    await uow.tx.insert(model.STRUCTURES, doc["id"], doc)
-    await registered_structure(uow, doc, "manual")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
+async def get(store: Store, collection: str, doc_id: str, max_length: int = 100) -> JSON | None:
+    """A directory record (professional, structure, import report) by id; None if unknown."""
+    doc = await store.get(collection, doc_id) if len(doc_id) <= max_length else None
+    return doc.data if doc else None

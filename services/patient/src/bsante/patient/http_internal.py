@@ -1,0 +1,76 @@
+"""Service-only routes of the patient service: what other services read on a user's behalf.
+
+Guarded by a service scope, not by the habilitation matrix: the calling service has checked its
+user's rights on its own route. The user and the acting structure come in headers and go into
+the access audit with the calling client, so the trail says "forms, for this user, read this".
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel
+
+from bsante.chassis.api import ServiceDep
+from bsante.chassis.auth import ServicePrincipal, service_scope
+from bsante.chassis.errors import NotFound
+from bsante.contracts.permissions import ServiceScope
+from bsante.patient import repository
+
+router = APIRouter(prefix="/internal/patients", tags=["internal"])
+PatientReader = Annotated[ServicePrincipal, service_scope(ServiceScope.PATIENT_READ)]
+
+
+class FactsTraits(BaseModel):
+    birth_name: str
+    first_birth_given_name: str
+    birth_given_names: str
+    used_name: str | None
+    sex: Literal["M", "F", "I"]
+    birth_date: date
+
+
+class PatientFacts(BaseModel):
+    """What forms needs of a record: identity traits for the DLU, birth date for the norms."""
+
+    id: uuid.UUID
+    structure_id: str
+    active: bool
+    traits: FactsTraits
+
+
+@router.get("/{patient_id}", response_model=PatientFacts)
+async def read_for_service(
+    patient_id: uuid.UUID,
+    caller: PatientReader,
+    svc: ServiceDep,
+    x_structure_id: Annotated[
+        str, Header(min_length=1, max_length=100, description="The user's acting structure")
+    ],
+    x_on_behalf_of: Annotated[
+        str, Header(min_length=1, max_length=200, description="The user the service acts for")
+    ],
+) -> PatientFacts:
+    """The record's identity facts, if the acting structure knows the patient; else 404."""
+    found = await repository.get(svc.store, x_structure_id, str(patient_id))
+    if found is None:
+        raise NotFound("No such patient")
+    patient, _ = found
+    async with svc.messaging.unit_of_work() as uow:
+        await uow.audit(
+            user_id=x_on_behalf_of,
+            acting_structure=x_structure_id,
+            patient_id=str(patient.id),
+            action="read",
+            resource="patient",
+            service_client=caller.client_id,
+        )
+    return PatientFacts(
+        id=patient.id,
+        structure_id=patient.structure_id,
+        active=patient.active,
+        traits=FactsTraits.model_validate(patient.traits.model_dump()),
+    )

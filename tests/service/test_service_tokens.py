@@ -1,0 +1,128 @@
+"""Service scopes both ways: user tokens never open service-only routes, service tokens never
+open user routes, and a service token needs the route's scope.
+
+Service-only routes are discovered from the apps (the `scope` their guard carries), like the
+habilitation walker does for `allowed` routes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from kit import Platform, api_routes  # type: ignore[import-not-found]
+
+from bsante.chassis.auth import issue_service_token, issue_token
+from bsante.contracts.permissions import roles
+
+_PARAM = re.compile(r"\{[^}]+\}")
+STRUCTURE = "demo-ehpad"
+
+
+def _scopes(dependant: Dependant) -> Iterator[str]:
+    for sub in dependant.dependencies:
+        scope = getattr(sub.call, "scope", None)
+        if isinstance(scope, str):
+            yield scope
+        yield from _scopes(sub)
+
+
+def service_routes(platform: Platform) -> list[tuple[str, str, str, str]]:
+    """(service, method, path, scope) of every route guarded by `service_scope`."""
+    found = []
+    for name, service in platform.services.items():
+        for path, methods, dependant in api_routes(list(service.app.routes)):
+            for scope in set(_scopes(dependant)):
+                for method in sorted(methods):
+                    found.append((name, method, path, scope))
+    return found
+
+
+def user_token(platform: Platform, role: str) -> str:
+    return issue_token(
+        platform.services["identity"].app.state.signing_keys[0],
+        subject=f"scope-{role}",
+        structures=[STRUCTURE],
+        roles={STRUCTURE: [role]},
+        profession=None,
+        issuer="bsante-identity",
+        audience="bsante",
+        ttl_seconds=600,
+    )
+
+
+def service_token(platform: Platform, scopes: list[str], client_id: str = "forms") -> str:
+    return issue_service_token(
+        platform.services["identity"].app.state.signing_keys[0],
+        client_id=client_id,
+        scopes=scopes,
+        issuer="bsante-identity",
+        audience="bsante",
+        ttl_seconds=600,
+    )
+
+
+def on_behalf(bearer: str, user: str = "user-x") -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {bearer}",
+        "X-Structure-Id": STRUCTURE,
+        "X-On-Behalf-Of": user,
+    }
+
+
+async def test_no_user_token_opens_a_service_only_route(platform: Platform) -> None:
+    routes = service_routes(platform)
+    assert ("patient", "GET", "/internal/patients/{patient_id}", "patient:read") in routes
+    tokens = {role: user_token(platform, role) for role in roles()}
+    wrong: list[dict[str, Any]] = []
+    for service, method, path, scope in routes:
+        url = f"/api/{service}" + _PARAM.sub(lambda _: str(uuid.uuid4()), path)
+        for role, bearer in tokens.items():
+            response = await platform.client.request(method, url, headers=on_behalf(bearer))
+            if response.status_code != 403:
+                wrong.append(
+                    {"route": f"{method} {path}", "role": role, "status": response.status_code}
+                )
+        # And the route's scope does open it (404: no such patient, yet allowed).
+        allowed = await platform.client.request(
+            method, url, headers=on_behalf(service_token(platform, [scope]))
+        )
+        if allowed.status_code in (401, 403):
+            wrong.append(
+                {"route": f"{method} {path}", "scope": scope, "status": allowed.status_code}
+            )
+    assert not wrong, wrong
+
+
+async def test_a_service_token_needs_the_scope_and_opens_no_user_route(platform: Platform) -> None:
+    admin = await platform.login()
+    created = await platform.create_patient(admin)
+    patient_id = created.json()["id"]
+    url = f"/api/patient/internal/patients/{patient_id}"
+    other_scope = service_token(platform, ["documents:read"])
+    lacking = await platform.client.get(url, headers=on_behalf(other_scope))
+    assert lacking.status_code == 403
+    assert "patient:read" in lacking.json()["detail"]
+    reader = service_token(platform, ["patient:read"])
+    found = await platform.client.get(url, headers=on_behalf(reader))
+    assert found.status_code == 200, found.text
+    assert found.json()["traits"]["birth_name"] == "DUPONT"
+    assert set(found.json()) == {"id", "structure_id", "active", "traits"}
+    # The tenancy rule holds: another structure does not know this patient.
+    elsewhere = {**on_behalf(reader), "X-Structure-Id": "demo-ssiad"}
+    assert (await platform.client.get(url, headers=elsewhere)).status_code == 404
+    # Who the service acts for is required.
+    anonymous = {"Authorization": f"Bearer {reader}", "X-Structure-Id": STRUCTURE}
+    missing = await platform.client.get(url, headers=anonymous)
+    assert missing.status_code == 422
+    assert "x-on-behalf-of" in missing.text
+    # A service token on user routes: 403, it acts for no user.
+    for user_route in (f"/api/patient/patients/{patient_id}", "/api/identity/me"):
+        refused = await platform.client.get(user_route, headers=on_behalf(reader))
+        assert refused.status_code == 403, user_route
+    # Still verified against identity's keys: a forged signature is 401.
+    forged = reader[:-4] + ("AAAA" if not reader.endswith("AAAA") else "BBBB")
+    assert (await platform.client.get(url, headers=on_behalf(forged))).status_code == 401
