@@ -63,6 +63,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.FORMS,
         topics.CARD_BRIDGE,
         topics.AUDIT,
+        topics.OPERATIONS,
     }
     assert events  # registers the events
     assert {spec.topic for spec in registry} <= set(topics.ALL), "an event on an unknown topic"

@@ -106,7 +106,12 @@ async def test_a_workstation_agent_and_a_bus_only_worker(tmp_path: Path) -> None
 
     await eventually_true(consumed)
     assert await agent.readiness() == {"bus": None, "task:card-reader": None}
-    assert await worker.readiness() == {"store": None, "bus": None, "task:outbox-relay": None}
+    assert await worker.readiness() == {
+        "store": None,
+        "bus": None,
+        "task:outbox-relay": None,
+        "task:retention-purge": None,
+    }
     stop_agent.set()
     stop_worker.set()
     await asyncio.gather(*running)
