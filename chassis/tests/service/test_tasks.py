@@ -10,7 +10,7 @@ import httpx
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from bsante.chassis.service import RELAY_TASK, Check, Service
+from bsante.chassis.service import PURGE_TASK, RELAY_TASK, Check, Service
 from bsante.chassis.settings import ServiceSettings
 from bsante.chassis.tasks import Backoff, LongRunning, Periodic, SupervisedTask
 
@@ -143,7 +143,7 @@ async def test_tasks_run_between_the_store_opening_and_closing(tmp_path: Path) -
         bus_url=f"embedded://{tmp_path}",
     )
     svc = Service(settings, http=False, jwks=False, tasks=[LongRunning("books", bookkeeper)])
-    assert [t.name for t in svc.supervisor.tasks] == [RELAY_TASK, "books"]
+    assert [t.name for t in svc.supervisor.tasks] == [RELAY_TASK, PURGE_TASK, "books"]
     await svc.start()
     await eventually(lambda: bool(seen))
     await svc.stop()
