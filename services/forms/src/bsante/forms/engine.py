@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -373,9 +372,3 @@ def _check_aggir(value: Any, path: str) -> tuple[Any, list[FieldError]]:
 def iso_utc(moment: datetime) -> str:
     """UTC, to the second, one fixed format: stored date-times then compare as strings."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fold(text_value: str) -> str:
-    """Case- and accent-insensitive form of a text, for matching."""
-    decomposed = unicodedata.normalize("NFKD", text_value.casefold())
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())

@@ -21,13 +21,14 @@ from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
 from bsante.chassis.messaging import UnitOfWork
 from bsante.chassis.service import Service
+from bsante.chassis.text import fold
 from bsante.contracts.events import AccessAction
 from bsante.contracts.permissions import Action
 from bsante.forms import chart, definitions, domain, repository
 from bsante.forms.definitions import aggir as aggir_form
 from bsante.forms.definitions import surveillance, transmission
 from bsante.forms.domain import Submission
-from bsante.forms.engine import JSON, FieldDef, FormContext, FormDefinition, PatientFacts, fold
+from bsante.forms.engine import JSON, FieldDef, FormContext, FormDefinition, PatientFacts
 from bsante.forms.patients import PatientDirectory
 from bsante.forms.vitals import AnyReading
 

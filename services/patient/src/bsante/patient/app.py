@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
-from bsante.patient import http, http_annotations
+from bsante.patient import http, http_annotations, http_errors
 from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
 from bsante.patient.settings import PatientSettings
 from bsante.patient.subscriptions import subscriptions
@@ -18,7 +18,7 @@ def build(
     insi: InsiGateway | None = None,
 ) -> Service:
     settings = settings or PatientSettings()
-    return Service(
+    service = Service(
         settings,
         title="Bureautique Santé — patient",
         routers=[http.router, http_annotations.router],
@@ -27,3 +27,5 @@ def build(
         standalone=standalone,
         state={"insi": insi or insi_from_settings(settings)},
     )
+    http_errors.install(service.app)
+    return service
