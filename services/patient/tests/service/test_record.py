@@ -156,7 +156,40 @@ async def test_card_data_is_checked(platform: Platform) -> None:
         f"{BASE}/from-vitale", json={"card": CARD, "beneficiary": 5}, headers=headers
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "beneficiary"
+    short = await platform.client.post(
+        f"{BASE}/from-vitale",
+        json={"card": {**CARD, "holder_nir": "16201888504"}, "beneficiary": 0},
+        headers=headers,
+    )
+    assert short.status_code == 422
+    error = short.json()["errors"][0]
+    assert error["field"] == "card.holder_nir"
+    assert "13 characters, or 15 with its key" in error["message"]
     assert await count(platform) == 0
+
+
+async def test_an_unknown_day_of_a_card_birth_date_is_flagged(platform: Platform) -> None:
+    headers = await platform.login(MEDECIN)
+    lunar = {
+        **CARD,
+        "holder_nir": "2410375056123",
+        "beneficiaries": [
+            {
+                "quality": "assure",
+                "birth_name": "MARTIN",
+                "given_name": "ANNE",
+                "birth_date": "1941-03-00",
+                "sex": "F",
+            }
+        ],
+    }
+    r = await platform.client.post(
+        f"{BASE}/from-vitale", json={"card": lunar, "beneficiary": 0}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    patient = r.json()["patient"]
+    assert patient["attributes"]["partial_birth_date"] is True
+    assert patient["traits"]["birth_date"] == "1941-03-01"  # stands in, and says so
 
 
 # -- duplicates and merge -------------------------------------------------------------------
@@ -371,7 +404,7 @@ async def test_timeline_collects_events_and_filters(platform: Platform) -> None:
 
     await eventually(both)
     forms = (await platform.client.get(f"{url}?kind=form_completed", headers=headers)).json()
-    assert [e["summary"] for e in forms["items"]] == ["Formulaire aggir complété : gir 4"]
+    assert [e["summary"] for e in forms["items"]] == ["La grille AGGIR a été complétée : GIR 4."]
     assert forms["items"][0]["ref"]["type"] == "form_submission"
     future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     past = "2000-01-01T00:00:00Z"
