@@ -6,6 +6,7 @@ import httpx
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.service import Service
+from bsante.forms.http import errors as http_errors
 from bsante.forms.http import router
 from bsante.forms.patients import HttpPatientDirectory, PatientDirectory
 from bsante.forms.settings import FormsSettings
@@ -27,7 +28,7 @@ def build(
         timeout=settings.patient_timeout_seconds,
         transport=patient_transport,
     )
-    return Service(
+    service = Service(
         settings,
         title="Bureautique Santé — forms",
         routers=[router],
@@ -35,3 +36,5 @@ def build(
         standalone=standalone,
         state={"patients": directory},
     )
+    http_errors.install(service.app)
+    return service

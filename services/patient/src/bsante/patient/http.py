@@ -25,6 +25,7 @@ from bsante.patient.schemas import (
     PatientOut,
     PatientPage,
     PatientSummary,
+    PhysicianRef,
     TraitsIn,
     VitaleCreateIn,
     VitaleOutcome,
@@ -171,8 +172,14 @@ async def select_beneficiary(
 async def read_patient(
     patient_id: uuid.UUID, principal: Reader, ports: PortsDep, response: Response
 ) -> PatientOut:
-    patient, version = await record.read_patient(ports, principal, str(patient_id))
-    return _out(response, patient, version)
+    """The record, with its current médecin traitant."""
+    patient, version, physician = await record.read_record(ports, principal, str(patient_id))
+    out = _out(response, patient, version)
+    if physician is not None:
+        out.medecin_traitant = PhysicianRef(
+            rpps=physician.rpps, display_name=physician.display_name
+        )
+    return out
 
 
 @router.get("/{patient_id}/history", response_model=HistoryOut)

@@ -117,6 +117,11 @@ class PatientIn(TraitsIn):
     _nir = field_validator("nir")(_matricule)
 
 
+class PhysicianRef(BaseModel):
+    rpps: str
+    display_name: str
+
+
 class PatientOut(BaseModel):
     id: uuid.UUID
     structure_id: str
@@ -141,6 +146,9 @@ class PatientOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    medecin_traitant: PhysicianRef | None = Field(
+        default=None, description="The current médecin traitant (on GET /patients/{id} only)"
+    )
 
     @classmethod
     def of(cls, p: PatientRecord, version: int) -> PatientOut:

@@ -8,6 +8,7 @@ from typing import Any
 
 from bsante.chassis.auth import Principal
 from bsante.patient import domain, repository
+from bsante.patient.annotations import Correspondent, CorrespondentRole
 from bsante.patient.domain import Contact, PatientRecord, Traits, new_patient
 from bsante.patient.errors import ConflictError, InvalidRequest, invalid
 from bsante.patient.fhir import PatientIdentity, to_fr_core_patient
@@ -143,6 +144,16 @@ async def read_patient(
     async with ports.unit_of_work() as uow:
         await audit(uow, principal, str(patient.id), "read", resource)
     return patient, version
+
+
+async def read_record(
+    ports: Ports, principal: Principal, patient_id: str
+) -> tuple[PatientRecord, int, Correspondent | None]:
+    """The record, its version and its current médecin traitant (audited as a read)."""
+    patient, version = await read_patient(ports, principal, patient_id)
+    attached = await repository.correspondents(ports.store, patient.lineage)
+    physician = next((c for c in attached if c.role is CorrespondentRole.MEDECIN_TRAITANT), None)
+    return patient, version, physician
 
 
 @dataclass(frozen=True)
