@@ -461,7 +461,14 @@ async def test_every_access_to_form_data_is_audited(forms: Forms) -> None:
 
     await eventually(audited)
     events = await forms.events(AUDIT)
-    assert [a for a, _ in form_records(events)] == ["create", "update", "update", "read", "read"]
+    # Each access is its own unit of work: compare the records as a multiset, not their order.
+    assert sorted(a for a, _ in form_records(events)) == [
+        "create",
+        "read",
+        "read",
+        "update",
+        "update",
+    ]
     assert {p for _, p in form_records(events)} == {patient_id}
     record = next(e for e in events if e.payload["resource"] == "form")
     assert record.payload["user_id"] == "user-dr-house"
