@@ -143,6 +143,8 @@ async def test_insi_discrepancy_blocks_qualification_and_is_shown(platform: Plat
     assert shown["last_insi"]["outcome"] == "discrepancy"
     assert shown["last_insi"]["discrepancies"][0]["field"] == "birth_given_names"
     assert shown["identity_status"] == "validee" and shown["ins"] is None
+    # When INSi was last asked, whatever it answered: one date, not two.
+    assert shown["insi_queried_at"] == shown["last_insi"]["queried_at"] is not None
 
     async def relayed() -> bool:
         return any(e.event_type == "PatientUpdated" for e in await events(platform))
