@@ -136,16 +136,3 @@ async def insert_new(
             if attempt == 3:
                 raise
     raise AssertionError("unreachable")
-
-
-__all__ = [
-    "ConflictError",
-    "Ports",
-    "UnitOfWorkFactory",
-    "audit",
-    "emit_updated",
-    "insert_new",
-    "load",
-    "load_active",
-    "require_active",
-]

@@ -10,7 +10,7 @@ from bsante.chassis.auth import Principal
 from bsante.patient import domain, repository
 from bsante.patient.annotations import Correspondent, CorrespondentRole
 from bsante.patient.domain import Contact, PatientRecord, Traits, new_patient
-from bsante.patient.errors import ConflictError, InvalidRequest, invalid
+from bsante.patient.errors import ConflictError, InvalidRequest
 from bsante.patient.fhir import PatientIdentity, to_fr_core_patient
 from bsante.patient.handlers.common import (
     Ports,
@@ -250,6 +250,3 @@ def _fhir_contact(contact: Contact) -> dict[str, Any]:
         if address:
             out["address"] = [{"use": "home", **address}]
     return out
-
-
-__all__ = ["invalid"]
