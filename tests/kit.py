@@ -21,6 +21,8 @@ from bsante.platform.embedded import build_services
 
 TILLEULS = ("admin@tilleuls.demo", "Tilleuls-Demo-2026")
 VAL = ("admin@val.demo", "ValDuSoin-Demo-2026")
+# A professional: administrators do not read clinical content (habilitation matrix).
+MEDECIN = ("medecin@tilleuls.demo", "Medecin-Tilleuls-2026")
 PATIENT = {
     "birth_name": "DUPONT",
     "birth_given_names": "Marie",
@@ -42,6 +44,24 @@ class Platform:
         )
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def as_role(
+        self, role: str, structure: str = "demo-ehpad", user: str | None = None
+    ) -> dict[str, str]:
+        """Headers of a user holding only `role` in `structure` (a token signed by identity)."""
+        from bsante.chassis.auth import issue_token
+
+        token = issue_token(
+            self.services["identity"].app.state.signing_keys[0],
+            subject=user or f"{role}-{structure}",
+            structures=[structure],
+            roles={structure: [role]},
+            profession=None,
+            issuer="bsante-identity",
+            audience="bsante",
+            ttl_seconds=900,
+        )
+        return {"Authorization": f"Bearer {token}", "X-Structure-Id": structure}
 
     async def create_patient(self, headers: dict[str, str], **traits: Any) -> httpx.Response:
         return await self.client.post(

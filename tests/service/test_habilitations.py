@@ -59,7 +59,13 @@ async def test_every_guarded_route_follows_the_matrix(platform: Platform) -> Non
     routes = guarded_routes(platform)
     assert routes, "no guarded route found"
     covered = {action for *_, action in routes}
-    assert {Action.READ_PATIENT, Action.EDIT_PATIENT, Action.VIEW_AUDIT} <= covered
+    assert {
+        Action.READ_PATIENT,
+        Action.READ_CLINICAL,
+        Action.EDIT_PATIENT,
+        Action.FILL_FORM,
+        Action.VIEW_AUDIT,
+    } <= covered
     # Minted before any request: a route may rotate the signing key, old tokens stay valid.
     tokens = {role: token(platform, role) for role in roles()}
     mismatches: list[dict[str, Any]] = []
@@ -82,6 +88,26 @@ async def test_every_guarded_route_follows_the_matrix(platform: Platform) -> Non
                     }
                 )
     assert not mismatches, mismatches
+
+
+# Paths whose answers are clinical content: form answers and results, transmissions, vital
+# signs, the DLU, post-its and the timeline.
+CLINICAL_PATHS = ("/postits", "/timeline", "submissions", "/transmissions", "/surveillance", "/dlu")
+
+
+async def test_administrators_manage_but_do_not_read_clinical_content(platform: Platform) -> None:
+    admin = ["structure_admin"]
+    assert is_allowed(admin, None, Action.MANAGE_USERS)
+    assert is_allowed(admin, None, Action.READ_PATIENT)  # the administrative record
+    assert not is_allowed(admin, None, Action.READ_CLINICAL)
+    assert not is_allowed(admin, None, Action.FILL_FORM)
+    clinical = [
+        (service, path, action)
+        for service, method, path, action in guarded_routes(platform)
+        if method == "GET" and any(part in path for part in CLINICAL_PATHS)
+    ]
+    assert len(clinical) >= 10, clinical
+    assert all(action is Action.READ_CLINICAL for *_, action in clinical), clinical
 
 
 async def test_a_profession_brings_its_default_role(platform: Platform) -> None:

@@ -62,8 +62,11 @@ async def test_the_log_keeps_what_a_known_group_has_not_consumed(tmp_path: Path)
     await consumer.publish(Message("nobody", "k", b"n"))
     await consumer.publish(Message("t.dlq", "k", b"dead"))
 
+    last_t = (await consumer.read("t"))[-1].offset
+
     async def consumed() -> bool:
-        return len(seen) == 4
+        # Handled and committed: the offset moves just after the handler returned.
+        return len(seen) == 4 and await consumer.committed("fast", "t") == last_t
 
     await eventually(consumed)
     now = datetime.now(UTC)

@@ -1,27 +1,15 @@
-"""Fixtures of the forms tests: the embedded platform (tests/kit.py) and a forms helper."""
+"""Fixtures of the forms tests: the forms service alone, with a fake patient directory."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from forms_kit import Forms  # type: ignore[import-not-found]
-from kit import Platform, eventually, platform  # type: ignore[import-not-found]  # noqa: F401
+from forms_kit import Forms, forms_alone  # type: ignore[import-not-found]
 
 
 @pytest.fixture
-async def forms(platform: Platform) -> AsyncIterator[Forms]:  # noqa: F811
-    yield Forms(platform)
-
-    # Let the relays and consumers go idle before the platform stops. On Python 3.11 a
-    # consumer cancelled while woken inside asyncio.wait_for may swallow the cancellation
-    # (CPython gh-86296), and the shutdown then hangs; see the report on the embedded bus.
-    async def drained() -> bool:
-        for svc in platform.services.values():
-            if await svc.store.outbox_pending(limit=1):
-                return False
-        return True
-
-    await eventually(drained)
-    await asyncio.sleep(0.6)
+async def forms(tmp_path: Path) -> AsyncIterator[Forms]:
+    async with forms_alone(tmp_path) as kit:
+        yield kit

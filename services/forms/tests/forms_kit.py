@@ -1,17 +1,27 @@
-"""Helpers of the forms service tests: answers that score known results, and a client wrapper."""
+"""Helpers of the forms service tests: the forms service alone, with a fake patient directory
+in place of the patient service, answers that score known results, and a client wrapper."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
-from kit import Platform  # type: ignore[import-not-found]
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from bsante.chassis.auth import issue_token
+from bsante.chassis.auth import SigningKey, issue_token
 from bsante.chassis.bus.embedded import EmbeddedBus
+from bsante.chassis.service import Service
 from bsante.contracts.envelope import Envelope
+from bsante.forms.app import build
+from bsante.forms.engine import PatientFacts
+from bsante.forms.settings import FormsSettings
 
 # Codes COH ORI TOI HAB ALI ELI TRA DPI = CCBBBBBB: group A scores 3420, rang 3, GIR 2.
 AGGIR_GIR2: dict[str, Any] = {
@@ -40,17 +50,60 @@ AGGIR_GIR6: dict[str, Any] = {
     "DPE": "A",
     "COM": "A",
 }
+PATIENT: dict[str, Any] = {
+    "birth_name": "DUPONT",
+    "birth_given_names": "Marie",
+    "sex": "F",
+    "birth_date": "1941-03-02",
+}
+
+
+@dataclass
+class FakePatients:
+    """The PatientDirectory port, answering from memory as the patient service would: a
+    patient of another structure is unknown."""
+
+    known: dict[str, tuple[str, PatientFacts]] = field(default_factory=dict)
+
+    def add(self, structure_id: str, **traits: Any) -> str:
+        pid = str(uuid.uuid4())
+        given = traits.get("birth_given_names")
+        self.known[pid] = (
+            structure_id,
+            PatientFacts(
+                id=pid,
+                structure_id=structure_id,
+                birth_name=traits.get("birth_name"),
+                first_name=given.split()[0] if given else None,
+                used_name=traits.get("used_name"),
+                sex=traits.get("sex"),
+                birth_date=date.fromisoformat(traits["birth_date"])
+                if traits.get("birth_date")
+                else None,
+                phone=traits.get("phone"),
+                mobile=traits.get("mobile"),
+                address=traits.get("address"),
+                attending_physician=traits.get("attending_physician"),
+            ),
+        )
+        return pid
+
+    async def find(
+        self, patient_id: str, *, authorization: str, structure_id: str
+    ) -> PatientFacts | None:
+        found = self.known.get(patient_id)
+        return found[1] if found is not None and found[0] == structure_id else None
 
 
 @dataclass
 class Forms:
-    """Drives the forms API of the embedded platform, as professionals of the demo structures."""
+    """Drives the forms API (mounted under /api/forms as behind the gateway)."""
 
-    platform: Platform
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        return self.platform.client
+    client: httpx.AsyncClient
+    service: Service
+    patients: FakePatients
+    key: SigningKey
+    data: Path
 
     def headers(
         self,
@@ -59,10 +112,9 @@ class Forms:
         structure: str = "demo-ehpad",
         user: str = "user-dr-house",
     ) -> dict[str, str]:
-        """A token signed by identity's key, for a user holding `roles` in `structure`."""
-        key = self.platform.services["identity"].app.state.signing_keys[0]
+        """A token for a user holding `roles` in `structure`."""
         token = issue_token(
-            key,
+            self.key,
             subject=user,
             structures=[structure],
             roles={structure: list(roles)},
@@ -74,11 +126,8 @@ class Forms:
         return {"Authorization": f"Bearer {token}", "X-Structure-Id": structure}
 
     async def patient(self, headers: dict[str, str], **traits: Any) -> str:
-        # Sent explicitly: the reworked patient schema wants them present (null is fine).
-        traits = {"used_name": None, "used_first_name": None, **traits}
-        response = await self.platform.create_patient(headers, **traits)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        """A patient known to the headers' structure."""
+        return self.patients.add(headers["X-Structure-Id"], **{**PATIENT, **traits})
 
     async def submit(
         self,
@@ -96,7 +145,7 @@ class Forms:
         )
 
     async def events(self, topic: str) -> list[Envelope]:
-        bus = EmbeddedBus(self.platform.data)
+        bus = EmbeddedBus(self.data)
         await bus.start()
         try:
             return [Envelope.from_json(m.value) for m in await bus.read(topic)]
@@ -104,4 +153,29 @@ class Forms:
             await bus.stop()
 
     async def submission_count(self) -> int:
-        return await self.platform.services["forms"].store.count("submissions")
+        return await self.service.store.count("submissions")
+
+
+@asynccontextmanager
+async def forms_alone(data: Path) -> AsyncIterator[Forms]:
+    """The forms service alone on SQLite and the embedded bus, with a fake patient port."""
+    data = data.resolve()
+    key = SigningKey.generate()
+
+    async def jwks() -> dict[str, Any]:
+        return {"keys": [key.public_jwk()]}
+
+    patients = FakePatients()
+    service = build(
+        FormsSettings(store_url=f"sqlite:///{data / 'forms.db'}", bus_url=f"embedded://{data}"),
+        jwks=jwks,
+        patients=patients,
+    )
+    app = Starlette(routes=[Mount("/api/forms", app=service.app)])
+    await service.start()
+    try:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://forms") as client:
+            yield Forms(client, service, patients, key, data)
+    finally:
+        await service.stop()

@@ -12,6 +12,7 @@ from typing import Any
 
 class Action(StrEnum):
     READ_PATIENT = "read_patient"
+    READ_CLINICAL = "read_clinical"
     EDIT_PATIENT = "edit_patient"
     FILL_FORM = "fill_form"
     DRAFT_DOCUMENT = "draft_document"

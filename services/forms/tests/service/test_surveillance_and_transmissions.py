@@ -63,13 +63,22 @@ async def test_surveillance_rounds_make_a_chart_in_svg_and_png(forms: Forms) -> 
     image = Image.open(io.BytesIO(png.content))
     assert image.format == "PNG" and image.size[0] == 1200
 
-    # A period without rounds has no chart.
+    # A period without rounds answers an empty chart, as the readings answer an empty list;
+    # plain dates are accepted for the period.
     empty = await forms.client.get(
         f"/api/forms/patients/{patient_id}/surveillance/chart.svg",
-        params={"from": "2020-01-01T00:00:00Z", "to": "2020-01-31T00:00:00Z"},
+        params={"from": "2020-01-01", "to": "2020-01-31"},
         headers=headers,
     )
-    assert empty.status_code == 404
+    assert empty.status_code == 200 and empty.headers["content-type"] == "image/svg+xml"
+    assert "Aucune mesure" in empty.text
+    none = await forms.client.get(
+        f"/api/forms/patients/{patient_id}/surveillance/readings",
+        params={"from": "2020-01-01", "to": "2020-01-31"},
+        headers=headers,
+    )
+    assert none.status_code == 200 and none.json()["items"] == []
+    assert none.json()["end"].startswith("2020-02-01T00:00:00")
     backwards = await forms.client.get(
         f"/api/forms/patients/{patient_id}/surveillance/chart.png",
         params={"from": "2026-01-31T00:00:00Z", "to": "2026-01-01T00:00:00Z"},

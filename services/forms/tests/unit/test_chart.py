@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import random
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -244,10 +243,15 @@ def test_single_reading_renders() -> None:
     assert "Pouls" in _svg_texts(svg)
 
 
-def test_month_chart_renders_quickly() -> None:
+def test_month_chart_renders_in_both_formats() -> None:
+    # Its duration is measured by `make bench` (bench/test_bench_forms.py), not asserted here.
     readings = month_of_readings()
-    started = time.perf_counter()
-    render_svg(readings)
-    render_png(readings)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 4.0, f"SVG + PNG of a 30-day chart took {elapsed:.2f}s"
+    assert "Pouls" in _svg_texts(render_svg(readings))
+    with Image.open(io.BytesIO(render_png(readings))) as image:
+        assert image.format == "PNG"
+
+
+def test_an_empty_period_renders_a_chart_saying_so() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    svg = render_svg([], period=(start, start + timedelta(days=30)))
+    assert "Aucune mesure sur la période" in _svg_texts(svg)

@@ -66,9 +66,11 @@ def test_every_gir_is_reachable_through_the_form() -> None:
 
 def test_definitions_are_unique_and_versioned() -> None:
     keys = [(d.id, d.version) for d in definitions.ALL]
-    assert len(keys) == len(set(keys)) == 8
+    assert len(keys) == len(set(keys)) == 9  # eight forms, AGGIR in two versions
     assert definitions.get("aggir") is aggir_form.DEFINITION
-    assert definitions.get("aggir", 2) is None
+    assert definitions.get("aggir", 1) is aggir_form.DEFINITION_V1
+    assert definitions.get("aggir", 3) is None
+    assert len(definitions.latest()) == 8
 
 
 def test_personal_fields_are_kept_out_of_event_data() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kit import PATIENT, VAL, Platform, eventually  # type: ignore[import-not-found]
+from kit import MEDECIN, PATIENT, Platform, eventually  # type: ignore[import-not-found]
 
 from bsante.chassis.bus.embedded import EmbeddedBus
 from bsante.contracts.envelope import Envelope
@@ -16,7 +16,7 @@ LEFEVRE = {
     "birth_given_names": "Élodie Marie",
     "sex": "F",
     "birth_date": "1979-03-12",
-    "birth_place": "51454",
+    "birth_place": "51215",
 }
 BASE = "/api/patient/patients"
 
@@ -38,7 +38,7 @@ async def create(platform: Platform, headers: dict[str, str], **traits: Any) -> 
 
 
 async def test_full_rniv_traits_and_ipp(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     body = await create(
         platform,
         headers,
@@ -55,7 +55,7 @@ async def test_full_rniv_traits_and_ipp(platform: Platform) -> None:
         "birth_given_names": "Élodie Marie",
         "sex": "F",
         "birth_date": "1979-03-12",
-        "birth_place": "51454",
+        "birth_place": "51215",
         "used_name": "Martin",
         "used_first_name": None,
     }
@@ -64,12 +64,12 @@ async def test_full_rniv_traits_and_ipp(platform: Platform) -> None:
     second = await create(platform, headers, **PATIENT)
     assert second["ipp"] == "00000002"
     # The IPP is per structure.
-    val = await create(platform, await platform.login(VAL), **PATIENT)
+    val = await create(platform, platform.as_role("medecin", "demo-ssiad"), **PATIENT)
     assert val["ipp"] == "00000001"
 
 
 async def test_insi_then_document_qualifies_once(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **LEFEVRE)
     url = f"{BASE}/{patient['id']}"
     insi = await platform.client.post(f"{url}/insi", headers=headers)
@@ -98,8 +98,10 @@ async def test_insi_then_document_qualifies_once(platform: Platform) -> None:
     assert again.json()["result"] == "qualified"
 
     async def relayed() -> bool:
-        # recovery, then qualification; the re-check and re-query change nothing
-        return sum(e.event_type == "PatientUpdated" for e in await events(platform)) == 2
+        # recovery, then qualification; the re-check and re-query change nothing. The
+        # qualification's InsQualified is relayed after its PatientUpdated: wait for both.
+        kinds = [e.event_type for e in await events(platform)]
+        return kinds.count("PatientUpdated") == 2 and "InsQualified" in kinds
 
     await eventually(relayed)
     qualified = [e for e in await events(platform) if e.event_type == "InsQualified"]
@@ -120,7 +122,7 @@ async def test_insi_then_document_qualifies_once(platform: Platform) -> None:
 
 
 async def test_insi_discrepancy_blocks_qualification_and_is_shown(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **{**LEFEVRE, "birth_given_names": "Elodie"})
     url = f"{BASE}/{patient['id']}"
     checked = await platform.client.post(
@@ -141,6 +143,8 @@ async def test_insi_discrepancy_blocks_qualification_and_is_shown(platform: Plat
     assert shown["last_insi"]["outcome"] == "discrepancy"
     assert shown["last_insi"]["discrepancies"][0]["field"] == "birth_given_names"
     assert shown["identity_status"] == "validee" and shown["ins"] is None
+    # When INSi was last asked, whatever it answered: one date, not two.
+    assert shown["insi_queried_at"] == shown["last_insi"]["queried_at"] is not None
 
     async def relayed() -> bool:
         return any(e.event_type == "PatientUpdated" for e in await events(platform))
@@ -152,7 +156,7 @@ async def test_insi_discrepancy_blocks_qualification_and_is_shown(platform: Plat
 async def test_provisional_identity_adopts_insi_traits_only_when_accepted(
     platform: Platform,
 ) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **{**LEFEVRE, "birth_given_names": "Elodie"})
     url = f"{BASE}/{patient['id']}"
     first = (await platform.client.post(f"{url}/insi", headers=headers)).json()
@@ -166,7 +170,7 @@ async def test_provisional_identity_adopts_insi_traits_only_when_accepted(
 
 
 async def test_insi_answers_and_rejections(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     unknown = await create(platform, headers, **PATIENT)
     r = await platform.client.post(f"{BASE}/{unknown['id']}/insi", headers=headers)
     assert r.json()["result"] == "not_found" and r.json()["insi_code"] == "01"
@@ -197,7 +201,7 @@ async def test_insi_answers_and_rejections(platform: Platform) -> None:
 
 
 async def test_every_access_is_audited(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **LEFEVRE)
     url = f"{BASE}/{patient['id']}"
     read = await platform.client.get(url, headers=headers)
@@ -230,9 +234,9 @@ async def test_every_access_is_audited(platform: Platform) -> None:
 
 
 async def test_other_structures_see_nothing(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **LEFEVRE)
-    val = await platform.login(VAL)
+    val = platform.as_role("medecin", "demo-ssiad")
     for path in ("", "/fhir", "/timeline", "/postits", "/correspondents", "/history"):
         r = await platform.client.get(f"{BASE}/{patient['id']}{path}", headers=val)
         assert r.status_code == 404, path

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 from fhir.resources.R4B.patient import Patient as FhirPatient
-from kit import PATIENT, Platform, eventually  # type: ignore[import-not-found]
+from kit import MEDECIN, PATIENT, Platform, eventually  # type: ignore[import-not-found]
 
 from bsante.chassis.auth import issue_token
 from bsante.chassis.bus import Message
@@ -24,7 +24,7 @@ LEFEVRE = {
     "birth_given_names": "Élodie Marie",
     "sex": "F",
     "birth_date": "1979-03-12",
-    "birth_place": "51454",
+    "birth_place": "51215",
 }
 CARD: dict[str, Any] = {
     "workstation_id": "ws-1",
@@ -97,7 +97,7 @@ async def count(platform: Platform) -> int:
 
 
 async def test_reading_the_same_card_twice_gives_one_record(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     first = await platform.client.post(
         f"{BASE}/from-vitale", json={"card": CARD, "beneficiary": 0}, headers=headers
     )
@@ -145,7 +145,7 @@ async def test_reading_the_same_card_twice_gives_one_record(platform: Platform) 
 
 
 async def test_card_data_is_checked(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     bad_key = {**CARD, "beneficiaries": [{**CARD["beneficiaries"][0], "nir": "162018885045328"}]}
     r = await platform.client.post(
         f"{BASE}/from-vitale", json={"card": bad_key, "beneficiary": 0}, headers=headers
@@ -156,14 +156,47 @@ async def test_card_data_is_checked(platform: Platform) -> None:
         f"{BASE}/from-vitale", json={"card": CARD, "beneficiary": 5}, headers=headers
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "beneficiary"
+    short = await platform.client.post(
+        f"{BASE}/from-vitale",
+        json={"card": {**CARD, "holder_nir": "16201888504"}, "beneficiary": 0},
+        headers=headers,
+    )
+    assert short.status_code == 422
+    error = short.json()["errors"][0]
+    assert error["field"] == "card.holder_nir"
+    assert "13 characters, or 15 with its key" in error["message"]
     assert await count(platform) == 0
+
+
+async def test_an_unknown_day_of_a_card_birth_date_is_flagged(platform: Platform) -> None:
+    headers = await platform.login(MEDECIN)
+    lunar = {
+        **CARD,
+        "holder_nir": "2410375056123",
+        "beneficiaries": [
+            {
+                "quality": "assure",
+                "birth_name": "MARTIN",
+                "given_name": "ANNE",
+                "birth_date": "1941-03-00",
+                "sex": "F",
+            }
+        ],
+    }
+    r = await platform.client.post(
+        f"{BASE}/from-vitale", json={"card": lunar, "beneficiary": 0}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    patient = r.json()["patient"]
+    assert patient["attributes"]["partial_birth_date"] is True
+    assert patient["traits"]["birth_date"] == "1941-03-01"  # stands in, and says so
 
 
 # -- duplicates and merge -------------------------------------------------------------------
 
 
 async def test_duplicates_are_detected_on_create_and_update(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     first = await create(platform, headers, **PATIENT)
     dup = await platform.client.post(
         BASE, json={**PATIENT, "birth_name": "dupont"}, headers=headers
@@ -174,11 +207,15 @@ async def test_duplicates_are_detected_on_create_and_update(platform: Platform) 
         f"{BASE}?confirm_not_duplicate=true", json=PATIENT, headers=headers
     )
     assert forced.status_code == 201 and forced.json()["attributes"]["homonym"] is True
+    # RNIV: both records of a homonymy carry the flag, not only the second one.
+    first_now = await platform.client.get(f"{BASE}/{first['id']}", headers=headers)
+    assert first_now.json()["attributes"]["homonym"] is True
+    assert first_now.json()["version"] == first["version"] + 1
     with_nir = await create(platform, headers, **LEFEVRE, nir="2 79 03 51 215 189 89")
     assert with_nir["nir"] == "279035121518989"
     same_nir = await platform.client.post(
         f"{BASE}?confirm_not_duplicate=true",
-        json={**PATIENT, "birth_name": "AUTRE", "nir": "279035121518989"},
+        json={**LEFEVRE, "birth_name": "AUTRE", "nir": "279035121518989"},
         headers=headers,
     )
     assert same_nir.status_code == 409 and same_nir.json()["errors"][0]["field"] == "nir"
@@ -191,7 +228,7 @@ async def test_duplicates_are_detected_on_create_and_update(platform: Platform) 
 
 
 async def test_merge_keeps_history_and_emits_patients_merged(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     kept = await create(platform, headers, **PATIENT)
     dup = (
         await platform.client.post(
@@ -222,7 +259,8 @@ async def test_merge_keeps_history_and_emits_patients_merged(platform: Platform)
     async def timeline_complete() -> bool:
         r = await platform.client.get(f"{BASE}/{kept['id']}/timeline", headers=headers)
         kinds = sorted(e["kind"] for e in r.json()["items"])
-        return kinds == ["patient_created", "patient_created", "patients_merged"]
+        # The kept record was flagged homonym when the second one was confirmed.
+        return kinds == ["patient_created", "patient_created", "patient_updated", "patients_merged"]
 
     await eventually(timeline_complete)
     merges = [e for e in await bus_events(platform) if e.event_type == "PatientsMerged"]
@@ -237,7 +275,7 @@ async def test_merge_keeps_history_and_emits_patients_merged(platform: Platform)
 
 
 async def test_search_ignores_accents_case_and_hyphens_and_pages(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     saint = await create(
         platform, headers, **{**PATIENT, "birth_name": "Saint-Éloi", "birth_given_names": "Zoé"}
     )
@@ -267,7 +305,7 @@ async def test_search_ignores_accents_case_and_hyphens_and_pages(platform: Platf
 
 
 async def test_search_by_ins(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **LEFEVRE)
     await platform.client.post(f"{BASE}/{patient['id']}/insi", headers=headers)
     r = await platform.client.get(f"{BASE}?ins=279035121518989", headers=headers)
@@ -278,7 +316,7 @@ async def test_search_by_ins(platform: Platform) -> None:
 
 
 async def test_postit_visibility(platform: Platform) -> None:
-    me = await platform.login()
+    me = await platform.login(MEDECIN)
     other = await colleague(platform, me)
     patient = await create(platform, me, **PATIENT)
     url = f"{BASE}/{patient['id']}/postits"
@@ -307,7 +345,7 @@ async def test_postit_visibility(platform: Platform) -> None:
 
 
 async def test_correspondents(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **PATIENT)
     url = f"{BASE}/{patient['id']}/correspondents"
     doctor = {"rpps": "99700367909", "role": "medecin_traitant", "display_name": "Dr Test"}
@@ -337,7 +375,7 @@ async def test_correspondents(platform: Platform) -> None:
 
 
 async def test_timeline_collects_events_and_filters(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **PATIENT)
     url = f"{BASE}/{patient['id']}/timeline"
     form = Envelope(
@@ -366,7 +404,7 @@ async def test_timeline_collects_events_and_filters(platform: Platform) -> None:
 
     await eventually(both)
     forms = (await platform.client.get(f"{url}?kind=form_completed", headers=headers)).json()
-    assert [e["summary"] for e in forms["items"]] == ["Formulaire aggir complété : gir 4"]
+    assert [e["summary"] for e in forms["items"]] == ["La grille AGGIR a été complétée : GIR 4."]
     assert forms["items"][0]["ref"]["type"] == "form_submission"
     future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     past = "2000-01-01T00:00:00Z"
@@ -388,7 +426,7 @@ async def test_timeline_collects_events_and_filters(platform: Platform) -> None:
 
 
 async def test_fhir_view_follows_fr_core(platform: Platform) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     patient = await create(platform, headers, **LEFEVRE, contact={"email": "e@example.org"})
     url = f"{BASE}/{patient['id']}"
     provisional = await platform.client.get(f"{url}/fhir", headers=headers)
@@ -430,7 +468,7 @@ async def test_fhir_view_follows_fr_core(platform: Platform) -> None:
     status = next(s for s in reliability["extension"] if s["url"] == "identityStatus")
     assert status["valueCoding"]["code"] == "QUAL"
     birth_place = next(e for e in resource["extension"] if e["url"].endswith("patient-birthPlace"))
-    assert birth_place["valueAddress"]["extension"][0]["valueCoding"]["code"] == "51454"
+    assert birth_place["valueAddress"]["extension"][0]["valueCoding"]["code"] == "51215"
     official = next(n for n in resource["name"] if n["use"] == "official")
     assert official["family"] == "LEFEVRE" and official["given"] == ["ELODIE"]
     assert official["extension"][0]["valueString"] == "ELODIE MARIE"
@@ -460,7 +498,7 @@ async def test_fhir_view_follows_fr_core(platform: Platform) -> None:
 async def test_bad_traits_are_named_and_nothing_is_written(
     platform: Platform, change: dict[str, Any], field: str
 ) -> None:
-    headers = await platform.login()
+    headers = await platform.login(MEDECIN)
     r = await platform.client.post(BASE, json={**LEFEVRE, **change}, headers=headers)
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"

@@ -189,3 +189,13 @@ def test_vitale_malformed(insi: InsiSimulator, kw: dict[str, str], element: str)
     with pytest.raises(InsiFaultError) as exc:
         insi.search_by_vitale(SearchByVitale(**values))
     assert exc.value.field == element
+
+
+def test_partial_birth_dates_are_told_apart() -> None:
+    from bsante.patient.identity.insi import is_partial_birth_date
+
+    assert not is_partial_birth_date("1941-03-02")
+    assert is_partial_birth_date("1941-00-00")
+    assert is_partial_birth_date("1941-03-00")
+    assert is_partial_birth_date("1941-02-30")  # a lunar day
+    assert not is_partial_birth_date("2024-02-29")

@@ -88,3 +88,31 @@ def test_ins_rejects_unknown_oid(oid: str) -> None:
 def test_ins_rejects_bad_key() -> None:
     with pytest.raises(InvalidMatriculeError, match="control key"):
         Ins("279035121518988", InsOid.NIR)
+
+
+def _nir(first13: str) -> str:
+    return first13 + f"{compute_nir_key(first13):02d}"
+
+
+def test_the_nir_is_compared_with_the_traits() -> None:
+    from datetime import date
+
+    from bsante.patient.identity.nir import nir_disagreements
+
+    def fields(matricule: str, sex: str = "F", born: str = "1941-03-02", place: str | None = None):
+        found = nir_disagreements(
+            matricule, sex=sex, birth_date=date.fromisoformat(born), birth_place=place
+        )
+        return [(d.field, d.confirmable) for d in found]
+
+    assert fields(_nir("2410375056123"), place="75056") == []
+    assert fields(_nir("2410375056123"), sex="I") == []  # sex I is not compared
+    assert fields(_nir("1410375056123")) == [("sex", False)]
+    assert fields(_nir("4410375056123"), sex="M") == [("sex", False)]  # 4: female
+    assert fields(_nir("2420375056123")) == [("birth_date", False)]
+    assert fields(_nir("2410475056123")) == [("birth_date", False)]
+    for fictitious in ("20", "42", "50", "99"):
+        assert fields(_nir(f"241{fictitious}75056123")) == [], fictitious
+    assert fields(_nir("2410375056123"), place="51454") == [("birth_place", True)]
+    assert fields(_nir("24103992171234"[:13]), place="99217") == []
+    assert fields(_nir("2410397105123"), place="97105") == []  # overseas: 3 + 2 digits

@@ -4,12 +4,12 @@ from datetime import date
 
 import pytest
 
+from bsante.chassis.text import search_key
 from bsante.patient.identity.cog import CogKind, default_cog
 from bsante.patient.identity.traits import (
     IdentityTraits,
     Sex,
     TraitValidationError,
-    normalize_for_search,
     to_ins_form,
     validate_birth_date,
     validate_birth_place,
@@ -33,8 +33,8 @@ def make(**overrides: object) -> IdentityTraits:
 
 
 def test_search_normalisation_matches_variants() -> None:
-    assert normalize_for_search("Saint-Éloi") == normalize_for_search("SAINT ELOI") == "SAINTELOI"
-    assert normalize_for_search("d’Ornée") == normalize_for_search("D'ORNEE") == "DORNEE"
+    assert search_key("Saint-Éloi") == search_key("SAINT ELOI") == "SAINTELOI"
+    assert search_key("d’Ornée") == search_key("D'ORNEE") == "DORNEE"
 
 
 def test_ins_form() -> None:

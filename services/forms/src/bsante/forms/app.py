@@ -10,6 +10,7 @@ from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.chassis.service_client import ServiceClient, token_provider
 from bsante.contracts.permissions import ServiceScope
+from bsante.forms.http import errors as http_errors
 from bsante.forms.http import router
 from bsante.forms.patients import HttpPatientDirectory, PatientDirectory
 from bsante.forms.settings import FormsSettings
@@ -46,6 +47,7 @@ def build(
             raise ValueError("forms verifies user tokens: it needs a JWKS source")
         patients = HttpPatientDirectory(client, svc.verifier)
     svc.app.state.patients = patients
+    http_errors.install(svc.app)
     return svc
 
 

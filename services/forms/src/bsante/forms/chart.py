@@ -197,11 +197,20 @@ def chart_title(start: datetime, end: datetime, subject: str | None = None) -> s
     return f"{subject} — {period}" if subject else period
 
 
-def build_figure(readings: Sequence[AnyReading], options: ChartOptions | None = None) -> Figure:
-    """Lay out the chart; no pyplot, so nothing global is touched and threads are safe."""
+def build_figure(
+    readings: Sequence[AnyReading],
+    options: ChartOptions | None = None,
+    *,
+    period: tuple[datetime, datetime] | None = None,
+) -> Figure:
+    """Lay out the chart; no pyplot, so nothing global is touched and threads are safe.
+
+    Without readings, the chart of `period` says that nothing was measured."""
     opts = options or ChartOptions()
     if not readings:
-        raise ValueError("cannot chart an empty series of readings")
+        if period is None:
+            raise ValueError("cannot chart an empty series of readings without a period")
+        return _empty_figure(period, opts)
     panels = build_panels(readings)
     times = [r.at for r in readings]
     start, end = min(times), max(times)
@@ -216,14 +225,35 @@ def build_figure(readings: Sequence[AnyReading], options: ChartOptions | None = 
     return fig
 
 
-def render_svg(readings: Sequence[AnyReading], options: ChartOptions | None = None) -> bytes:
+def _empty_figure(period: tuple[datetime, datetime], opts: ChartOptions) -> Figure:
+    with _rc():
+        fig = Figure(figsize=opts.figure_size_in(1), dpi=opts.dpi, layout="constrained")
+        FigureCanvasAgg(fig)
+        fig.suptitle(chart_title(*period, opts.subject), fontsize=12, fontweight="bold")
+        ax = fig.subplots()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "Aucune mesure sur la période", ha="center", va="center")
+    return fig
+
+
+def render_svg(
+    readings: Sequence[AnyReading],
+    options: ChartOptions | None = None,
+    *,
+    period: tuple[datetime, datetime] | None = None,
+) -> bytes:
     """UTF-8 SVG document."""
-    return _render(readings, options, "svg", {"Date": None})
+    return _render(readings, options, "svg", {"Date": None}, period)
 
 
-def render_png(readings: Sequence[AnyReading], options: ChartOptions | None = None) -> bytes:
+def render_png(
+    readings: Sequence[AnyReading],
+    options: ChartOptions | None = None,
+    *,
+    period: tuple[datetime, datetime] | None = None,
+) -> bytes:
     """PNG image of ``ChartOptions.figure_size_px`` pixels."""
-    return _render(readings, options, "png", {"Software": None})
+    return _render(readings, options, "png", {"Software": None}, period)
 
 
 def _render(
@@ -231,8 +261,9 @@ def _render(
     options: ChartOptions | None,
     fmt: str,
     metadata: dict[str, str | None],
+    period: tuple[datetime, datetime] | None = None,
 ) -> bytes:
-    fig = build_figure(readings, options)
+    fig = build_figure(readings, options, period=period)
     buffer = io.BytesIO()
     with _rc():
         fig.savefig(buffer, format=fmt, metadata=metadata)

@@ -12,15 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bsante.chassis.errors import Conflict, DomainError
 from bsante.contracts.events import FormCompleted
 from bsante.forms.engine import JSON, FieldError, FormContext, FormDefinition, without_personal
+from bsante.forms.errors import ConflictError, InvalidRequest
 
 Status = Literal["draft", "completed"]
 
 
-class InvalidAnswers(DomainError):
-    status = 422
+class InvalidAnswers(InvalidRequest):
     kind = "validation"
 
     def __init__(self, errors: list[FieldError]) -> None:
@@ -29,11 +28,11 @@ class InvalidAnswers(DomainError):
         )
 
 
-class SubmissionCompleted(Conflict):
+class SubmissionCompleted(ConflictError):
     kind = "submission-completed"
 
 
-class AlreadyCorrected(Conflict):
+class AlreadyCorrected(ConflictError):
     kind = "already-corrected"
 
     def __init__(self) -> None:
@@ -80,8 +79,8 @@ def merge_answers(base: JSON, given: JSON) -> JSON:
     return merged
 
 
-def _checked(definition: FormDefinition, answers: Any) -> JSON:
-    normalised, errors = definition.check(answers, complete=False)
+def _checked(definition: FormDefinition, answers: Any, at: datetime) -> JSON:
+    normalised, errors = definition.check(answers, complete=False, at=at)
     if errors:
         raise InvalidAnswers(errors)
     return normalised
@@ -99,14 +98,14 @@ def new_draft(
     given = answers
     if definition.prefill is not None and isinstance(given, dict):
         given = merge_answers(definition.prefill(context), given)
-    now = datetime.now(UTC)
+    now = context.at
     return Submission(
         id=uuid.uuid4(),
         structure_id=structure_id,
         patient_id=patient_id,
         form_id=definition.id,
         form_version=definition.version,
-        answers=_checked(definition, given),
+        answers=_checked(definition, given, now),
         created_by=author,
         created_at=now,
         updated_by=author,
@@ -115,22 +114,27 @@ def new_draft(
 
 
 def correction_of(
-    original: Submission, definition: FormDefinition, *, author: str, answers: Any | None
+    original: Submission,
+    definition: FormDefinition,
+    *,
+    author: str,
+    answers: Any | None,
+    at: datetime | None = None,
 ) -> Submission:
     """A new draft that will replace `original` once completed; starts from its answers."""
     if not original.completed:
-        raise Conflict(
+        raise ConflictError(
             "A draft is edited, not corrected: change its answers instead",
             errors=[{"field": "status", "message": "the submission is a draft"}],
         )
-    now = datetime.now(UTC)
+    now = at or datetime.now(UTC)
     return Submission(
         id=uuid.uuid4(),
         structure_id=original.structure_id,
         patient_id=original.patient_id,
         form_id=original.form_id,
         form_version=original.form_version,
-        answers=_checked(definition, original.answers if answers is None else answers),
+        answers=_checked(definition, original.answers if answers is None else answers, now),
         revision=original.revision + 1,
         corrects=original.id,
         created_by=author,
@@ -149,15 +153,21 @@ def ensure_draft(submission: Submission) -> None:
 
 
 def revise(
-    submission: Submission, definition: FormDefinition, *, author: str, answers: Any
+    submission: Submission,
+    definition: FormDefinition,
+    *,
+    author: str,
+    answers: Any,
+    at: datetime | None = None,
 ) -> Submission:
     """Replace a draft's answers."""
     ensure_draft(submission)
+    now = at or datetime.now(UTC)
     return submission.model_copy(
         update={
-            "answers": _checked(definition, answers),
+            "answers": _checked(definition, answers, now),
             "updated_by": author,
-            "updated_at": datetime.now(UTC),
+            "updated_at": now,
         }
     )
 
@@ -167,7 +177,7 @@ def complete(
 ) -> Submission:
     """Check every rule, compute the results and freeze the submission."""
     ensure_draft(submission)
-    answers, errors = definition.check(submission.answers, complete=True)
+    answers, errors = definition.check(submission.answers, complete=True, at=context.at)
     if not errors:
         errors = definition.rules(answers, context)
     if errors:

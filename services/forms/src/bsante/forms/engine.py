@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,6 +23,9 @@ TEXT_MAX: Final = 4000
 # Tolerated advance of a typed date-time over the server clock (devices drift).
 CLOCK_SKEW: Final = timedelta(minutes=5)
 ADVERBS: Final = ("S", "T", "C", "H")
+# Tolerated advance of a typed date over the server's UTC day: the structure's own day can
+# already be tomorrow in UTC+14, and clocks drift.
+DATE_SKEW: Final = timedelta(hours=14)
 _TIME: Final = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -73,6 +75,14 @@ class FieldDef(BaseModel):
     )
     code: str | None = Field(None, description="Coded concept of the field (SNOMED CT, LOINC)")
     help: str | None = None
+    past: bool = Field(
+        False, description="A date or date-time that cannot be in the future (an evaluation)"
+    )
+    adverbs: tuple[Choice, ...] = Field(
+        (),
+        description="For an `aggir` field: the keys of the adverb object, each true or false "
+        "(the alternative to a code of `choices`)",
+    )
 
 
 def text(fid: str, label: str, **kw: Any) -> FieldDef:
@@ -118,6 +128,10 @@ class PatientFacts:
     used_name: str | None = None
     sex: str | None = None
     birth_date: date | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    address: str | None = None  # one line: street lines, postcode, city
+    attending_physician: str | None = None  # the médecin traitant's name
 
     def age_on(self, day: date) -> int | None:
         if self.birth_date is None:
@@ -163,11 +177,14 @@ class FormDefinition:
     prefill: Prefill | None = None
     notes: tuple[str, ...] = field(default=())
 
-    def check(self, answers: Any, *, complete: bool) -> tuple[JSON, list[FieldError]]:
-        """Normalised answers and field errors; `complete` also enforces required fields."""
+    def check(
+        self, answers: Any, *, complete: bool, at: datetime | None = None
+    ) -> tuple[JSON, list[FieldError]]:
+        """Normalised answers and field errors; `complete` also enforces required fields;
+        `at` (now) refuses future values of the fields marked `past`."""
         if not isinstance(answers, Mapping):
             return {}, [FieldError("answers", "expected an object of answers", "type_error")]
-        return check_fields(self.fields, answers, "answers", complete)
+        return check_fields(self.fields, answers, "answers", complete, at)
 
     @property
     def computes(self) -> bool:
@@ -226,7 +243,11 @@ def _empty(value: Any) -> bool:
 
 
 def check_fields(
-    fields: Sequence[FieldDef], answers: Mapping[str, Any], prefix: str, complete: bool
+    fields: Sequence[FieldDef],
+    answers: Mapping[str, Any],
+    prefix: str,
+    complete: bool,
+    at: datetime | None = None,
 ) -> tuple[JSON, list[FieldError]]:
     known = {f.id: f for f in fields}
     errors = [
@@ -240,18 +261,26 @@ def check_fields(
         value = answers.get(f.id)
         if isinstance(value, str) and f.type is not FieldType.AGGIR:
             value = value.strip()
+            if not value:
+                # Refused rather than dropped: the client believes it stored something.
+                errors.append(
+                    FieldError(path, "is empty: omit the field or send null", "string_too_short")
+                )
+                continue
         if _empty(value):
             if complete and f.required:
                 errors.append(FieldError(path, "is required", "missing"))
             continue
-        normalised, problems = check_value(f, value, path, complete)
+        normalised, problems = check_value(f, value, path, complete, at)
         errors.extend(problems)
         if not problems:
             out[f.id] = normalised
     return out, errors
 
 
-def check_value(f: FieldDef, value: Any, path: str, complete: bool) -> tuple[Any, list[FieldError]]:
+def check_value(
+    f: FieldDef, value: Any, path: str, complete: bool, at: datetime | None = None
+) -> tuple[Any, list[FieldError]]:
     """One answer against its field: the normalised value, or the errors."""
 
     def fail(message: str, kind: str = "value_error") -> tuple[Any, list[FieldError]]:
@@ -293,6 +322,8 @@ def check_value(f: FieldDef, value: Any, path: str, complete: bool) -> tuple[Any
                 parsed = None
             if parsed is None or len(value) != 10:
                 return fail("expected a date YYYY-MM-DD", "date_type")
+            if f.past and at is not None and parsed > (at + DATE_SKEW).date():
+                return fail("is in the future", "past_date")
             return parsed.isoformat(), []
         case FieldType.DATETIME:
             try:
@@ -303,6 +334,8 @@ def check_value(f: FieldDef, value: Any, path: str, complete: bool) -> tuple[Any
                 return fail("expected a date-time in ISO 8601", "datetime_type")
             if moment.tzinfo is None:
                 return fail("the date-time needs an offset (Z or +01:00)", "timezone_aware")
+            if f.past and at is not None and moment > at + CLOCK_SKEW:
+                return fail("is in the future", "past_datetime")
             return iso_utc(moment), []
         case FieldType.TIME:
             if not isinstance(value, str) or not _TIME.match(value):
@@ -329,7 +362,7 @@ def check_value(f: FieldDef, value: Any, path: str, complete: bool) -> tuple[Any
         case FieldType.GROUP:
             if not isinstance(value, Mapping):
                 return fail("expected an object", "dict_type")
-            return check_fields(f.fields, value, path, complete)
+            return check_fields(f.fields, value, path, complete, at)
         case FieldType.LIST:
             if not isinstance(value, list):
                 return fail("expected a list", "list_type")
@@ -343,7 +376,7 @@ def check_value(f: FieldDef, value: Any, path: str, complete: bool) -> tuple[Any
                 if not isinstance(item, Mapping):
                     errors.append(FieldError(f"{path}.{index}", "expected an object", "dict_type"))
                     continue
-                checked, problems = check_fields(f.fields, item, f"{path}.{index}", complete)
+                checked, problems = check_fields(f.fields, item, f"{path}.{index}", complete, at)
                 items.append(checked)
                 errors.extend(problems)
             return items, errors
@@ -373,9 +406,3 @@ def _check_aggir(value: Any, path: str) -> tuple[Any, list[FieldError]]:
 def iso_utc(moment: datetime) -> str:
     """UTC, to the second, one fixed format: stored date-times then compare as strings."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fold(text_value: str) -> str:
-    """Case- and accent-insensitive form of a text, for matching."""
-    decomposed = unicodedata.normalize("NFKD", text_value.casefold())
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())

@@ -36,6 +36,10 @@ class PatientDirectory(Protocol):
         ...
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def facts_from_json(body: Any, patient_id: str) -> PatientFacts:
     """Tolerant reading of GET /patients/{id}: unknown fields are ignored."""
     body = body if isinstance(body, dict) else {}
@@ -52,6 +56,23 @@ def facts_from_json(body: Any, patient_id: str) -> PatientFacts:
         born = None
     structure = body.get("structure_id")
     given = text("birth_given_names")
+    contact = _object(body.get("contact"))
+    address = _object(contact.get("address"))
+    raw_lines = address.get("lines")
+    lines: list[Any] = raw_lines if isinstance(raw_lines, list) else []
+    place = " ".join(
+        v for v in (address.get("postal_code"), address.get("city")) if isinstance(v, str) and v
+    )
+    one_line = ", ".join(
+        [*(v for v in lines if isinstance(v, str) and v), *([place] if place else [])]
+    )
+    physician = body.get("medecin_traitant")
+    physician_name = physician.get("display_name") if isinstance(physician, dict) else None
+
+    def contact_text(name: str) -> str | None:
+        value = contact.get(name)
+        return value if isinstance(value, str) and value else None
+
     return PatientFacts(
         id=str(body.get("id") or patient_id),
         structure_id=structure if isinstance(structure, str) else None,
@@ -63,6 +84,10 @@ def facts_from_json(body: Any, patient_id: str) -> PatientFacts:
         used_name=text("used_name"),
         sex=text("sex"),
         birth_date=born,
+        phone=contact_text("phone"),
+        mobile=contact_text("mobile"),
+        address=one_line or None,
+        attending_physician=physician_name if isinstance(physician_name, str) else None,
     )
 
 

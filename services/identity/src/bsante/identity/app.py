@@ -49,12 +49,12 @@ def build(
         service.app.state.keyring = ring
         await ring.reload()
         await backfill_claims(service.store)
-        clients = dict(settings.service_clients)
         if extra_service_clients is not None:
-            clients.update(extra_service_clients())
+            # Known from now on as configured clients (the token and admin routes read them).
+            settings.service_clients.update(extra_service_clients())
         await service_clients.sync_from_settings(
             service.store,
-            clients,
+            settings.service_clients,
             timedelta(seconds=settings.service_secret_overlap_seconds),
         )
         if settings.seed_demo:

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bsante.chassis.errors import AccessDenied, RuleViolation
+from bsante.chassis.text import fold
 from bsante.contracts.permissions import grantable_roles
 
 # argon2id with the library's RFC 9106 low-memory profile.
@@ -242,10 +243,7 @@ _NON_ALNUM = re.compile(r"[^0-9A-Z]+")
 
 
 def search_key(text: str | None) -> str:
-    """Upper case, accents and punctuation removed, single spaces: "Lé-a  d'Arc" -> "LE A D ARC"."""
-    if not text:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
-    plain = plain.replace("Œ", "OE").replace("Æ", "AE").replace("ß", "SS")
-    return _NON_ALNUM.sub(" ", plain).strip()
+    """Upper case, accents and punctuation removed, single spaces: "Lé-a  d'Arc" -> "LE A D ARC".
+
+    The chassis' folding (`bsante.chassis.text.fold`), the one used for every search."""
+    return fold(text)

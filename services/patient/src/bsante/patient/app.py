@@ -5,7 +5,7 @@ from __future__ import annotations
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
-from bsante.patient import http, http_annotations, http_internal
+from bsante.patient import http, http_annotations, http_errors, http_internal
 from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
 from bsante.patient.settings import PatientSettings
 from bsante.patient.subscriptions import subscriptions
@@ -19,7 +19,7 @@ def build(
     insi: InsiGateway | None = None,
 ) -> Service[PatientSettings]:
     settings = settings or PatientSettings()
-    return Service(
+    service = Service(
         settings,
         title="Bureautique Santé — patient",
         routers=[http.router, http_annotations.router, http_internal.router],
@@ -28,6 +28,8 @@ def build(
         standalone=standalone,
         state={"insi": insi or insi_from_settings(settings)},
     )
+    http_errors.install(service.app)
+    return service
 
 
 def build_embedded(context: EmbeddedContext) -> Service[PatientSettings]:

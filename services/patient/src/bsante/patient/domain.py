@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bsante.chassis.text import search_key
 from bsante.patient.identity.nir import Ins, InsOid
 from bsante.patient.identity.status import (
     CompanionDocument,
@@ -22,7 +23,7 @@ from bsante.patient.identity.status import (
     IdentityStatus,
     TraitDiscrepancy,
 )
-from bsante.patient.identity.traits import IdentityTraits, Sex, normalize_for_search
+from bsante.patient.identity.traits import IdentityTraits, Sex
 
 StatusWord = Literal["provisoire", "recuperee", "validee", "qualifiee"]
 
@@ -163,6 +164,11 @@ class Attributes(BaseModel):
     doubtful: bool = False
     fictitious: bool = False
     homonym: bool = False
+    partial_birth_date: bool = Field(
+        default=False,
+        description="The birth date has an unknown day or month (INSi/card lunar date): "
+        "the calendar date shown stands in for it",
+    )
 
 
 class HistoryEntry(BaseModel):
@@ -173,7 +179,7 @@ class HistoryEntry(BaseModel):
 
 
 class SearchKeys(BaseModel):
-    """Accent-, case-, space- and hyphen-free keys (see identity.traits.normalize_for_search)."""
+    """Accent-, case-, space- and hyphen-free keys (see bsante.chassis.text.search_key)."""
 
     birth_name: str
     used_name: str
@@ -262,6 +268,13 @@ class PatientRecord(BaseModel):
     def reindexed(self) -> PatientRecord:
         return self.model_copy(update={"search": search_keys(self.traits, self.matricule)})
 
+    def flagged_homonym(self) -> PatientRecord:
+        """Another person shares the strict traits compared for duplicates (RNIV homonym)."""
+        if self.attributes.homonym:
+            return self
+        attributes = self.attributes.model_copy(update={"homonym": True})
+        return self.model_copy(update={"attributes": attributes})
+
     def logged(self, by: str, action: str, **details: Any) -> PatientRecord:
         entry = HistoryEntry(at=now(), by=by, action=action, details=details)
         return self.model_copy(update={"history": [*self.history, entry], "updated_at": now()})
@@ -269,9 +282,9 @@ class PatientRecord(BaseModel):
 
 def search_keys(traits: Traits, matricule: str | None) -> SearchKeys:
     return SearchKeys(
-        birth_name=normalize_for_search(traits.birth_name),
-        used_name=normalize_for_search(traits.used_name or traits.birth_name),
-        given_name=normalize_for_search(traits.first_birth_given_name),
+        birth_name=search_key(traits.birth_name),
+        used_name=search_key(traits.used_name or traits.birth_name),
+        given_name=search_key(traits.first_birth_given_name),
         matricule=matricule,
     )
 

@@ -11,14 +11,10 @@ from fastapi.responses import JSONResponse
 
 from bsante.chassis.api import ServiceDep, etag, if_match_version, required_if_match
 from bsante.chassis.auth import Principal, allowed
-from bsante.chassis.errors import DomainError, NotFound
-from bsante.chassis.service import Service, service_settings
-from bsante.contracts.events import VitaleCardRead
+from bsante.chassis.service import service_settings
 from bsante.contracts.permissions import Action
-from bsante.patient import handlers, repository
 from bsante.patient.domain import Contact, PatientRecord
-from bsante.patient.fhir import PatientIdentity, to_fr_core_patient
-from bsante.patient.identity.nir import InvalidMatriculeError, validate_matricule
+from bsante.patient.handlers import Ports, ins, merge, record, vitale
 from bsante.patient.insi_gateway import InsiGateway
 from bsante.patient.schemas import (
     DocumentCheckIn,
@@ -30,6 +26,7 @@ from bsante.patient.schemas import (
     PatientOut,
     PatientPage,
     PatientSummary,
+    PhysicianRef,
     TraitsIn,
     VitaleCreateIn,
     VitaleOutcome,
@@ -45,12 +42,22 @@ async def insi_gateway(request: Request) -> InsiGateway:
     return gateway
 
 
+def ports(svc: ServiceDep) -> Ports:
+    """The narrow ports the use cases get (never the whole service)."""
+    return Ports(store=svc.store, unit_of_work=svc.messaging.unit_of_work)
+
+
 InsiDep = Annotated[InsiGateway, Depends(insi_gateway)]
+PortsDep = Annotated[Ports, Depends(ports)]
 Reader = Annotated[Principal, allowed(Action.READ_PATIENT)]
 Editor = Annotated[Principal, allowed(Action.EDIT_PATIENT)]
 IfMatch = Annotated[str | None, Header(max_length=50)]
 ConfirmNotDuplicate = Annotated[
     bool, Query(description="Create/update even though a record has the same traits")
+]
+ConfirmNirBirthPlace = Annotated[
+    bool,
+    Query(description="Keep a birth place that differs from the one the NIR encodes"),
 ]
 
 
@@ -66,13 +73,16 @@ def _out(response: Response, patient: PatientRecord, version: int) -> PatientOut
 async def create_patient(
     body: PatientIn,
     principal: Editor,
-    svc: ServiceDep,
+    ports: PortsDep,
     response: Response,
     confirm_not_duplicate: ConfirmNotDuplicate = False,
 ) -> PatientOut:
-    """Create a record from typed traits (provisional identity). 409 on a likely duplicate."""
-    patient, version = await handlers.create_patient(
-        svc, principal, body, confirm_not_duplicate=confirm_not_duplicate
+    """Create a record from typed traits (provisional identity). 409 on a likely duplicate;
+    with `confirm_not_duplicate=true` both records are flagged homonyms. A declared NIR must
+    agree with the sex, the birth year and month (422), and with the birth place unless
+    `confirm_nir_birth_place` is set in the body."""
+    patient, version = await record.create_patient(
+        ports, principal, body, confirm_not_duplicate=confirm_not_duplicate
     )
     response.headers["Location"] = f"patients/{patient.id}"
     return _out(response, patient, version)
@@ -81,7 +91,7 @@ async def create_patient(
 @router.get("", response_model=PatientPage)
 async def search_patients(
     principal: Reader,
-    svc: ServiceDep,
+    ports: PortsDep,
     name: Annotated[
         str | None, Query(max_length=100, description="Birth or used name prefix")
     ] = None,
@@ -99,30 +109,19 @@ async def search_patients(
     Audit: one access record per patient returned (a result line shows names and birth
     date), action `search`; a search returning nobody records nothing.
     """
-    matricule = None
-    if ins:
-        try:
-            matricule = validate_matricule(ins)
-        except InvalidMatriculeError as error:
-            raise DomainError(
-                "The request has invalid fields",
-                errors=[{"field": "query.ins", "location": "query", "message": str(error)}],
-            ) from None
-    items, total = await repository.search(
-        svc.store,
-        principal.acting_structure,
-        name=name,
-        given=given,
-        birth_date=birth_date.isoformat() if birth_date else None,
-        matricule=matricule,
-        ipp=ipp,
-        limit=limit,
-        offset=offset,
+    items, total = await record.search_patients(
+        ports,
+        principal,
+        record.SearchPatients(
+            name=name,
+            given=given,
+            birth_date=birth_date,
+            ins=ins,
+            ipp=ipp,
+            limit=limit,
+            offset=offset,
+        ),
     )
-    if items:
-        async with svc.messaging.unit_of_work() as uow:
-            for patient in items:
-                await handlers.audit(uow, principal, str(patient.id), "search")
     return PatientPage(
         items=[PatientSummary.of(p) for p in items], total=total, limit=limit, offset=offset
     )
@@ -133,40 +132,22 @@ async def search_patients(
 
 @router.post("/from-vitale", response_model=VitaleOutcome)
 async def create_from_vitale(
-    body: VitaleCreateIn, principal: Editor, svc: ServiceDep, insi: InsiDep, response: Response
+    body: VitaleCreateIn, principal: Editor, ports: PortsDep, insi: InsiDep, response: Response
 ) -> VitaleOutcome:
     """Find or create the chosen beneficiary of a carte Vitale read (same payload as the
     card bridge's VitaleCardRead). 201 when created, 200 when the person was known."""
-    patient, version, created = await handlers.create_or_find_from_vitale(
-        svc, insi, principal, body.card, body
+    patient, version, created = await vitale.create_or_find_from_vitale(
+        ports, insi, principal, body.card, body
     )
     response.status_code = 201 if created else 200
     return VitaleOutcome(created=created, patient=_out(response, patient, version))
 
 
-async def _card_read(svc: Service, principal: Principal, read_id: uuid.UUID) -> VitaleCardRead:
-    doc = await svc.store.get(repository.CARD_READS, str(read_id))
-    if doc is None or doc.data.get("structure_id") != principal.acting_structure:
-        raise NotFound("No such card read")
-    return VitaleCardRead.model_validate(doc.data["card"])
-
-
 @router.get("/card-reads/{read_id}")
-async def read_card(read_id: uuid.UUID, principal: Editor, svc: ServiceDep) -> dict[str, Any]:
+async def read_card(read_id: uuid.UUID, principal: Editor, ports: PortsDep) -> dict[str, Any]:
     """A card read published by the card bridge, to pick a beneficiary; `patient_id` tells
     which beneficiaries already have a record (by their NIR)."""
-    card = await _card_read(svc, principal, read_id)
-    beneficiaries = []
-    for person in card.beneficiaries:
-        owner = None
-        if person.nir:
-            try:
-                nir = handlers._card_nir(person.nir, "nir")
-                owner = await repository.owner_of(svc.store, principal.acting_structure, nir)
-            except DomainError:
-                owner = None
-        beneficiaries.append({**person.model_dump(), "patient_id": owner})
-    return {"read_id": str(read_id), **card.model_dump(), "beneficiaries": beneficiaries}
+    return await vitale.read_card(ports, principal, read_id)
 
 
 @router.post("/card-reads/{read_id}/select", response_model=VitaleOutcome)
@@ -174,13 +155,13 @@ async def select_beneficiary(
     read_id: uuid.UUID,
     body: VitaleSelectIn,
     principal: Editor,
-    svc: ServiceDep,
+    ports: PortsDep,
     insi: InsiDep,
     response: Response,
 ) -> VitaleOutcome:
-    card = await _card_read(svc, principal, read_id)
-    patient, version, created = await handlers.create_or_find_from_vitale(
-        svc, insi, principal, card, body, prefix="card."
+    card = await vitale.card_read(ports, principal, read_id)
+    patient, version, created = await vitale.create_or_find_from_vitale(
+        ports, insi, principal, card, body, prefix="card."
     )
     response.status_code = 201 if created else 200
     return VitaleOutcome(created=created, patient=_out(response, patient, version))
@@ -191,21 +172,23 @@ async def select_beneficiary(
 
 @router.get("/{patient_id}", response_model=PatientOut)
 async def read_patient(
-    patient_id: uuid.UUID, principal: Reader, svc: ServiceDep, response: Response
+    patient_id: uuid.UUID, principal: Reader, ports: PortsDep, response: Response
 ) -> PatientOut:
-    patient, version = await handlers.load(svc, principal, str(patient_id))
-    async with svc.messaging.unit_of_work() as uow:
-        await handlers.audit(uow, principal, str(patient.id), "read")
-    return _out(response, patient, version)
+    """The record, with its current médecin traitant."""
+    patient, version, physician = await record.read_record(ports, principal, str(patient_id))
+    out = _out(response, patient, version)
+    if physician is not None:
+        out.medecin_traitant = PhysicianRef(
+            rpps=physician.rpps, display_name=physician.display_name
+        )
+    return out
 
 
 @router.get("/{patient_id}/history", response_model=HistoryOut)
-async def read_history(patient_id: uuid.UUID, principal: Reader, svc: ServiceDep) -> HistoryOut:
+async def read_history(patient_id: uuid.UUID, principal: Reader, ports: PortsDep) -> HistoryOut:
     """What was done to the record: creation, corrections (with the previous traits), INSi
     queries, document checks, merges."""
-    patient, _ = await handlers.load(svc, principal, str(patient_id))
-    async with svc.messaging.unit_of_work() as uow:
-        await handlers.audit(uow, principal, str(patient.id), "read", "patient-history")
+    patient, _ = await record.read_patient(ports, principal, str(patient_id), "patient-history")
     return HistoryOut(items=[h.model_dump(mode="json") for h in patient.history])
 
 
@@ -214,19 +197,21 @@ async def correct_traits(
     patient_id: uuid.UUID,
     traits: TraitsIn,
     principal: Editor,
-    svc: ServiceDep,
+    ports: PortsDep,
     response: Response,
     if_match: IfMatch = None,
     confirm_not_duplicate: ConfirmNotDuplicate = False,
+    confirm_nir_birth_place: ConfirmNirBirthPlace = False,
 ) -> PatientOut:
     expected = required_if_match(if_match)
-    patient, version = await handlers.correct_traits(
-        svc,
+    patient, version = await record.correct_traits(
+        ports,
         principal,
         str(patient_id),
         traits,
         expected,
         confirm_not_duplicate=confirm_not_duplicate,
+        confirm_nir_birth_place=confirm_nir_birth_place,
     )
     return _out(response, patient, version)
 
@@ -236,13 +221,13 @@ async def update_contact(
     patient_id: uuid.UUID,
     contact: Contact,
     principal: Editor,
-    svc: ServiceDep,
+    ports: PortsDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> PatientOut:
     expected = required_if_match(if_match)
-    patient, version = await handlers.update_contact(
-        svc, principal, str(patient_id), contact, expected
+    patient, version = await record.update_contact(
+        ports, principal, str(patient_id), contact, expected
     )
     return _out(response, patient, version)
 
@@ -251,7 +236,7 @@ async def update_contact(
 async def query_insi(
     patient_id: uuid.UUID,
     principal: Editor,
-    svc: ServiceDep,
+    ports: PortsDep,
     insi: InsiDep,
     response: Response,
     body: InsiSearchIn | None = None,
@@ -264,8 +249,8 @@ async def query_insi(
     status does not move (a provisional identity may adopt them with
     `accept_reference_traits`, a validated one cannot become qualified).
     """
-    outcome = await handlers.recover_ins(
-        svc,
+    outcome = await ins.recover_ins(
+        ports,
         insi,
         principal,
         str(patient_id),
@@ -281,23 +266,23 @@ async def record_document_check(
     patient_id: uuid.UUID,
     body: DocumentCheckIn,
     principal: Editor,
-    svc: ServiceDep,
+    ports: PortsDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> PatientOut:
     """Record that the identity was checked on a high-trust document (PROV→VALI, RECUP→QUAL)."""
-    patient, version = await handlers.check_document(
-        svc, principal, str(patient_id), body, if_match_version(if_match)
+    patient, version = await ins.check_document(
+        ports, principal, str(patient_id), body, if_match_version(if_match)
     )
     return _out(response, patient, version)
 
 
 @router.post("/{patient_id}/merge", response_model=PatientOut)
 async def merge_patients(
-    patient_id: uuid.UUID, body: MergeIn, principal: Editor, svc: ServiceDep, response: Response
+    patient_id: uuid.UUID, body: MergeIn, principal: Editor, ports: PortsDep, response: Response
 ) -> PatientOut:
     """Merge `duplicate_id` into this record. The duplicate stays, inactive, as history."""
-    patient, version = await handlers.merge(svc, principal, str(patient_id), str(body.duplicate_id))
+    patient, version = await merge.merge(ports, principal, str(patient_id), str(body.duplicate_id))
     return _out(response, patient, version)
 
 
@@ -305,59 +290,14 @@ async def merge_patients(
 async def read_fhir(
     patient_id: uuid.UUID,
     principal: Reader,
-    svc: ServiceDep,
+    ports: PortsDep,
     settings: Annotated[PatientSettings, Depends(service_settings(PatientSettings))],
-    request: Request,
 ) -> JSONResponse:
     """The record as a FHIR R4 FR Core Patient (fr-core-patient-ins once qualified)."""
-    patient, version = await handlers.load(svc, principal, str(patient_id))
     base = settings.ipp_system_base
-    resource = to_fr_core_patient(
-        PatientIdentity(
-            id=str(patient.id),
-            traits=patient.traits.identity(),
-            status=patient.status,
-            ipp=patient.ipp,
-            ipp_system=f"{base}{patient.structure_id}",
-            ins=patient.ins.value() if patient.ins else None,
-            insi_queried_at=patient.insi_queried_at,
-            document_check=patient.document_check.value() if patient.document_check else None,
-            active=patient.active,
-        )
+    resource, version = await record.export_fhir(
+        ports, principal, str(patient_id), ipp_system_base=base
     )
-    resource.update(_fhir_contact(patient.contact))
-    async with svc.messaging.unit_of_work() as uow:
-        await handlers.audit(uow, principal, str(patient.id), "export")
     return JSONResponse(
         resource, media_type="application/fhir+json", headers={"ETag": etag(version)}
     )
-
-
-def _fhir_contact(contact: Contact) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    telecom = [
-        {"system": system, "value": value, **({"use": use} if use else {})}
-        for system, value, use in (
-            ("phone", contact.phone, "home"),
-            ("phone", contact.mobile, "mobile"),
-            ("email", contact.email, None),
-        )
-        if value
-    ]
-    if telecom:
-        out["telecom"] = telecom
-    a = contact.address
-    if a is not None:
-        address = {
-            k: v
-            for k, v in (
-                ("line", a.lines or None),
-                ("postalCode", a.postal_code),
-                ("city", a.city),
-                ("country", a.country),
-            )
-            if v
-        }
-        if address:
-            out["address"] = [{"use": "home", **address}]
-    return out

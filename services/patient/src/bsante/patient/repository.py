@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bsante.chassis.errors import Conflict
 from bsante.chassis.store import Query, Store, Transaction
+from bsante.chassis.text import search_key
 from bsante.patient.annotations import Correspondent, PostIt
 from bsante.patient.domain import PatientRecord, Traits
-from bsante.patient.identity.traits import normalize_for_search
+from bsante.patient.errors import ConflictError, DuplicateSuspected
 from bsante.patient.timeline import COLLECTION as TIMELINE
 from bsante.patient.timeline import TimelineEntry
 
@@ -17,6 +17,13 @@ PATIENTS = "patients"
 # One document per (structure, matricule): the store's unique id is what makes "the same
 # person twice" impossible, even for two concurrent requests.
 KEYS = "patient_keys"
+# One document per (structure, birth name, first given name, sex, birth date) listing the
+# active records that carry these traits: claimed in the creation's transaction, so two
+# concurrent creations of the same person cannot both pass the duplicate check.
+TRAIT_KEYS = "patient_trait_keys"
+# One document per exclusive attachment of a patient (the médecin traitant, a professional in
+# a role), holding the correspondent that has it, or None once released.
+CLAIMS = "patient_claims"
 IPP_COUNTERS = "ipp_counters"
 POSTITS = "postits"
 CORRESPONDENTS = "correspondents"
@@ -77,7 +84,7 @@ async def claim_matricule(
     if owner == patient_id:
         return
     if owner is not None:
-        raise Conflict(
+        raise ConflictError(
             "Another record of this structure carries the same INS/NIR: it is the same "
             "person (merge the records)",
             errors=[{"field": field, "message": "same INS as another record", "patient_id": owner}],
@@ -89,6 +96,105 @@ async def move_matricule(tx: Transaction, structure_id: str, matricule: str, to:
     doc = await tx.get(KEYS, _key(structure_id, matricule))
     if doc is not None:
         await tx.update(KEYS, doc.id, {**doc.data, "patient_id": to}, doc.version)
+
+
+# -- same traits: the duplicate check --------------------------------------------------------
+
+
+def traits_key(structure_id: str, traits: Traits) -> str:
+    return ":".join(
+        (
+            structure_id,
+            search_key(traits.birth_name),
+            search_key(traits.first_birth_given_name),
+            traits.sex,
+            traits.birth_date.isoformat(),
+        )
+    )
+
+
+def duplicates_suspected(patient_ids: list[str]) -> DuplicateSuspected:
+    return DuplicateSuspected(
+        "A record with the same birth name, first given name, sex and birth date exists: "
+        "open it, or confirm that this is another person (confirm_not_duplicate=true)",
+        errors=[
+            {"field": "traits", "message": "possible duplicate", "patient_id": pid}
+            for pid in patient_ids
+        ],
+    )
+
+
+async def claim_traits(tx: Transaction, patient: PatientRecord, *, confirmed: bool) -> list[str]:
+    """Attach the record to its traits key; the other active records holding it (homonyms).
+
+    DuplicateSuspected when there are some and the caller did not confirm another person.
+    """
+    key = traits_key(patient.structure_id, patient.traits)
+    pid = str(patient.id)
+    doc = await tx.get(TRAIT_KEYS, key)
+    if doc is None:
+        await tx.insert(
+            TRAIT_KEYS, key, {"structure_id": patient.structure_id, "patient_ids": [pid]}
+        )
+        return []
+    holders: list[str] = list(doc.data.get("patient_ids", []))
+    others = [i for i in holders if i != pid]
+    if others and not confirmed:
+        raise duplicates_suspected(others)
+    if pid not in holders:
+        await tx.update(TRAIT_KEYS, key, {**doc.data, "patient_ids": [*holders, pid]}, doc.version)
+    return others
+
+
+async def release_traits(tx: Transaction, patient: PatientRecord) -> None:
+    """The record no longer carries these traits (corrected, or merged away)."""
+    key = traits_key(patient.structure_id, patient.traits)
+    doc = await tx.get(TRAIT_KEYS, key)
+    if doc is None:
+        return
+    holders = [i for i in doc.data.get("patient_ids", []) if i != str(patient.id)]
+    await tx.update(TRAIT_KEYS, key, {**doc.data, "patient_ids": holders}, doc.version)
+
+
+async def flag_homonyms(
+    tx: Transaction, structure_id: str, patient_ids: list[str]
+) -> list[PatientRecord]:
+    """Set the homonym flag on these records (in the caller's transaction); the changed ones."""
+    changed = []
+    for pid in patient_ids:
+        doc = await tx.get(PATIENTS, pid)
+        if doc is None or doc.data.get("structure_id") != structure_id:
+            continue
+        record = PatientRecord.model_validate(doc.data)
+        if record.attributes.homonym:
+            continue
+        flagged = record.flagged_homonym()
+        await tx.update(PATIENTS, pid, flagged.model_dump(mode="json"), doc.version)
+        changed.append(flagged)
+    return changed
+
+
+# -- exclusive attachments ------------------------------------------------------------------
+
+
+async def claim(tx: Transaction, key: str, holder: str) -> str | None:
+    """Take `key` for `holder`; the current holder when someone else has it (nothing taken)."""
+    doc = await tx.get(CLAIMS, key)
+    if doc is None:
+        await tx.insert(CLAIMS, key, {"holder": holder})
+        return None
+    current = doc.data.get("holder")
+    if current is not None and current != holder:
+        return str(current)
+    if current is None:
+        await tx.update(CLAIMS, key, {"holder": holder}, doc.version)
+    return None
+
+
+async def release(tx: Transaction, key: str, holder: str) -> None:
+    doc = await tx.get(CLAIMS, key)
+    if doc is not None and doc.data.get("holder") == holder:
+        await tx.update(CLAIMS, key, {"holder": None}, doc.version)
 
 
 async def next_ipp(tx: Transaction, structure_id: str) -> str:
@@ -115,8 +221,8 @@ async def same_traits(
             where={
                 "structure_id": structure_id,
                 "active": True,
-                "search.birth_name": normalize_for_search(traits.birth_name),
-                "search.given_name": normalize_for_search(traits.first_birth_given_name),
+                "search.birth_name": search_key(traits.birth_name),
+                "search.given_name": search_key(traits.first_birth_given_name),
                 "traits.birth_date": traits.birth_date.isoformat(),
                 "traits.sex": traits.sex,
             },
@@ -147,7 +253,7 @@ async def search(
     used name. Ordered by birth name, first given name, id."""
     base: dict[str, Any] = {"structure_id": structure_id, "active": True}
     if given:
-        base["search.given_name"] = _prefix(normalize_for_search(given))
+        base["search.given_name"] = _prefix(search_key(given))
     if birth_date:
         base["traits.birth_date"] = birth_date
     if matricule:
@@ -159,7 +265,7 @@ async def search(
         total = await store.count(PATIENTS, base)
         docs = await store.find(PATIENTS, Query(base, order, limit, offset))
         return [PatientRecord.model_validate(d.data) for d in docs], total
-    key = normalize_for_search(name)
+    key = search_key(name)
     if not key:
         return [], 0
     # No OR in the store's filters: the union of two ordered queries, merged in memory.

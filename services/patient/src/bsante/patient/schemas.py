@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from bsante.chassis.errors import DomainError
 from bsante.contracts.events import VitaleCardRead
 from bsante.patient.annotations import CorrespondentRole, Visibility, check_rpps
 from bsante.patient.domain import (
@@ -21,6 +20,7 @@ from bsante.patient.domain import (
     StatusWord,
     Traits,
 )
+from bsante.patient.errors import invalid
 from bsante.patient.identity.nir import validate_matricule
 from bsante.patient.identity.status import CompanionDocument, IdentityDocumentType
 from bsante.patient.identity.traits import (
@@ -96,13 +96,6 @@ class TraitsIn(BaseModel):
         return Traits.of(traits)
 
 
-def invalid(field: str, message: str) -> DomainError:
-    return DomainError(
-        "The request has invalid fields",
-        errors=[{"field": field, "location": "body", "message": message, "type": "value_error"}],
-    )
-
-
 def _matricule(value: str | None) -> str | None:
     return None if value is None else validate_matricule(value)
 
@@ -115,7 +108,18 @@ class PatientIn(TraitsIn):
         description="Matricule (NIR/NIA) as declared, e.g. from the carte Vitale; key checked",
     )
 
+    confirm_nir_birth_place: bool = Field(
+        default=False,
+        description="Keep a birth place that differs from the one the NIR encodes (a commune "
+        "merged or renamed since the birth); sex and birth year/month must agree",
+    )
+
     _nir = field_validator("nir")(_matricule)
+
+
+class PhysicianRef(BaseModel):
+    rpps: str
+    display_name: str
 
 
 class PatientOut(BaseModel):
@@ -129,7 +133,9 @@ class PatientOut(BaseModel):
     ins: InsData | None
     ins_shareable: bool = Field(description="Only a qualified INS may reference health data")
     nir: str | None
-    insi_queried_at: datetime | None
+    insi_queried_at: datetime | None = Field(
+        description="When INSi was last queried for this record (= last_insi.queried_at)"
+    )
     last_insi: InsiAnswer | None
     document_check: DocumentCheckData | None
     attributes: Attributes
@@ -140,6 +146,9 @@ class PatientOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    medecin_traitant: PhysicianRef | None = Field(
+        default=None, description="The current médecin traitant (on GET /patients/{id} only)"
+    )
 
     @classmethod
     def of(cls, p: PatientRecord, version: int) -> PatientOut:

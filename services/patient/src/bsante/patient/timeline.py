@@ -46,6 +46,66 @@ class TimelineEntry(BaseModel):
     by: str | None = None
 
 
+# Summaries are read by professionals: French sentences, never field names or codes.
+STATUS_WORDS = {
+    "provisoire": "provisoire",
+    "recuperee": "récupérée",
+    "validee": "validée",
+    "qualifiee": "qualifiée",
+}
+CHANGE_WORDS = {
+    "traits": "traits d'identité",
+    "contact": "coordonnées",
+    "identity_status": "statut de l'identité",
+    "ins": "INS",
+    "attributes": "homonymie signalée",
+}
+FORM_NAMES = {
+    "aggir": ("La grille AGGIR", "complétée"),
+    "mms": ("Le MMS", "complété"),
+    "rcp": ("La fiche de RCP", "complétée"),
+    "recueil": ("Le recueil de données d'entrée", "complété"),
+    "habitudes_vie": ("Le recueil des habitudes de vie", "complété"),
+    "surveillance": ("Une surveillance des constantes", "notée"),
+    "transmission": ("Une transmission ciblée", "écrite"),
+    "dlu": ("Le dossier de liaison d'urgence", "complété"),
+}
+
+
+def created_summary(p: PatientCreated) -> str:
+    origin = " depuis la carte Vitale" if p.origin == "vitale" else ""
+    return (
+        f"Dossier créé{origin}, identité {STATUS_WORDS.get(p.identity_status, p.identity_status)}."
+    )
+
+
+def updated_summary(p: PatientUpdated) -> str:
+    words = [CHANGE_WORDS.get(c, "autres données") for c in p.changes]
+    status = STATUS_WORDS.get(p.identity_status, p.identity_status)
+    return f"Dossier mis à jour ({', '.join(dict.fromkeys(words))}), identité {status}."
+
+
+def form_summary(p: FormCompleted) -> str:
+    name, done = FORM_NAMES.get(p.form_id, (f"Le formulaire {p.form_id}", "complété"))
+    if p.corrects:
+        done = "corrigée" if done.endswith("e") else "corrigé"
+    detail = _form_detail(p)
+    return f"{name} a été {done}{detail}."
+
+
+def _form_detail(p: FormCompleted) -> str:
+    r = p.results
+    if p.form_id in ("aggir", "dlu") and isinstance(r.get("gir"), int):
+        return f" : GIR {r['gir']}"
+    if p.form_id == "mms" and isinstance(r.get("total"), int):
+        return f" : score {r['total']} sur {r.get('max', 30)}"
+    if p.form_id == "rcp" and isinstance(r.get("quorum_reached"), bool):
+        return " : quorum atteint" if r["quorum_reached"] else " : quorum non atteint"
+    if p.form_id == "recueil" and isinstance(r.get("bmi"), int | float):
+        return f" : IMC {r['bmi']:.1f}".replace(".", ",")
+    return ""
+
+
 def stamp(at: datetime) -> str:
     """Fixed-width UTC form, so that timestamps compare as strings in every store adapter."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -79,13 +139,12 @@ async def record(
 def register(events: EventRouter) -> None:
     @events.on(PatientCreated)
     async def on_created(uow: UnitOfWork, envelope: Envelope, p: PatientCreated) -> None:
-        origin = " depuis la carte Vitale" if p.origin == "vitale" else ""
         await record(
             uow,
             envelope,
             patient_id=str(p.patient_id),
             kind="patient_created",
-            summary=f"Dossier créé{origin} (identité {p.identity_status})",
+            summary=created_summary(p),
             ref=Ref(type="patient", id=str(p.patient_id)),
             by=p.created_by,
         )
@@ -97,7 +156,7 @@ def register(events: EventRouter) -> None:
             envelope,
             patient_id=str(p.patient_id),
             kind="patient_updated",
-            summary=f"Identité mise à jour ({', '.join(p.changes)}) : {p.identity_status}",
+            summary=updated_summary(p),
             ref=Ref(type="patient", id=str(p.patient_id)),
             by=p.updated_by,
         )
@@ -110,7 +169,7 @@ def register(events: EventRouter) -> None:
             envelope,
             patient_id=str(p.patient_id),
             kind="ins_qualified",
-            summary=f"INS qualifiée (dernière étape : {via})",
+            summary=f"Identité qualifiée : INS vérifiée (dernière étape : {via}).",
             ref=Ref(type="patient", id=str(p.patient_id)),
             by=p.qualified_by,
             at=p.qualified_at,
@@ -123,27 +182,20 @@ def register(events: EventRouter) -> None:
             envelope,
             patient_id=str(p.kept_patient_id),
             kind="patients_merged",
-            summary="Doublon fusionné dans ce dossier",
+            summary="Un doublon a été fusionné dans ce dossier.",
             ref=Ref(type="patient", id=str(p.merged_patient_id)),
             by=p.merged_by,
         )
 
     @events.on(FormCompleted)
     async def on_form(uow: UnitOfWork, envelope: Envelope, p: FormCompleted) -> None:
-        results = ", ".join(f"{k} {v}" for k, v in sorted(p.results.items()) if _scalar(v))
-        correction = " (correction)" if p.corrects else ""
         await record(
             uow,
             envelope,
             patient_id=str(p.patient_id),
             kind="form_completed",
-            summary=f"Formulaire {p.form_id} complété{correction}"
-            + (f" : {results}" if results else ""),
+            summary=form_summary(p),
             ref=Ref(type="form_submission", id=str(p.submission_id)),
             by=p.completed_by,
             at=p.completed_at,
         )
-
-
-def _scalar(value: object) -> bool:
-    return isinstance(value, int | float | str) and len(str(value)) <= 20

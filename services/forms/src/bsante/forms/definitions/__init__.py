@@ -17,6 +17,7 @@ from bsante.forms.definitions import (
 from bsante.forms.engine import FormDefinition
 
 ALL: Final[tuple[FormDefinition, ...]] = (
+    aggir.DEFINITION_V1,
     aggir.DEFINITION,
     mms.DEFINITION,
     rcp.DEFINITION,

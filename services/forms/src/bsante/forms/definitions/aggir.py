@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from bsante.forms.engine import (
     JSON,
+    Choice,
     FieldDef,
     FieldType,
     FormContext,
@@ -18,9 +19,30 @@ from bsante.forms.engine import (
 )
 from bsante.forms.scoring import aggir
 
+# The accepted values, listed in the definition so that a client need not guess them.
+CODES: Final = (
+    Choice(code="A", label="Fait seul, totalement, habituellement et correctement"),
+    Choice(code="B", label="Fait partiellement, ou non habituellement, ou non correctement"),
+    Choice(code="C", label="Ne fait pas"),
+)
+ADVERBS: Final = (
+    Choice(code="S", label="Spontanément"),
+    Choice(code="T", label="Totalement"),
+    Choice(code="C", label="Correctement"),
+    Choice(code="H", label="Habituellement"),
+)
+
 
 def _answer(fid: str, label: str, *, required: bool = True) -> FieldDef:
-    return FieldDef(id=fid, label=label, type=FieldType.AGGIR, required=required)
+    return FieldDef(
+        id=fid,
+        label=label,
+        type=FieldType.AGGIR,
+        required=required,
+        choices=CODES,
+        adverbs=ADVERBS,
+        help="A, B or C; or the adverbs as an object {S, T, C, H} of true/false",
+    )
 
 
 def _split(fid: str, label: str, parts: list[tuple[str, str]]) -> FieldDef:
@@ -107,7 +129,9 @@ def codes(answers: JSON) -> tuple[aggir.Code, ...]:
 def compute(answers: JSON, _: FormContext) -> JSON:
     result = aggir.score_codes(codes(answers))
     discriminant = result.codes
+    evaluated = {"evaluated_on": answers["evaluation_date"]} if "evaluation_date" in answers else {}
     return {
+        **evaluated,
         "gir": result.gir,
         "rang": result.rang,
         "group": result.group.value if result.group else None,
@@ -119,7 +143,7 @@ def compute(answers: JSON, _: FormContext) -> JSON:
     }
 
 
-DEFINITION: Final = FormDefinition(
+DEFINITION_V1: Final = FormDefinition(
     id="aggir",
     version=1,
     title="Grille AGGIR",
@@ -130,4 +154,24 @@ DEFINITION: Final = FormDefinition(
         "Only COH ORI TOI HAB ALI ELI TRA DPI weigh in the GIR; DPE, COM and the illustrative "
         "variables are recorded only.",
     ),
+)
+
+# v2: the date of the evaluation, which cannot be in the future (v1 dated it by completion).
+DEFINITION: Final = FormDefinition(
+    id="aggir",
+    version=2,
+    title=DEFINITION_V1.title,
+    description=DEFINITION_V1.description,
+    fields=(
+        FieldDef(
+            id="evaluation_date",
+            label="Date de l'évaluation",
+            type=FieldType.DATE,
+            past=True,
+            help="Par défaut, le jour où la grille est complétée",
+        ),
+        *FIELDS,
+    ),
+    compute=compute,
+    notes=DEFINITION_V1.notes,
 )

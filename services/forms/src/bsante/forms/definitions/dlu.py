@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bsante.chassis.text import fold
 from bsante.forms.engine import (
     JSON,
     Choice,
@@ -19,6 +20,7 @@ from bsante.forms.engine import (
     FieldType,
     FormContext,
     FormDefinition,
+    PatientFacts,
     boolean,
     choice,
     group,
@@ -195,34 +197,60 @@ FIELDS: Final = (
 )
 
 
+def _identity(patient: PatientFacts) -> JSON:
+    return {
+        "birth_name": patient.birth_name,
+        "first_name": patient.first_name,
+        "used_name": patient.used_name,
+        "sex": patient.sex,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+    }
+
+
 def prefill(context: FormContext) -> JSON:
     answers: JSON = {}
     patient = context.patient
     if patient is not None:
-        traits = {
-            "birth_name": patient.birth_name,
-            "first_name": patient.first_name,
-            "used_name": patient.used_name,
-            "sex": patient.sex,
-            "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        block = {
+            **_identity(patient),
+            "address": patient.address,
+            "phone": patient.phone or patient.mobile,
         }
-        answers["patient"] = {k: v for k, v in traits.items() if v is not None}
+        answers["patient"] = {k: v for k, v in block.items() if v is not None}
+        if patient.attending_physician:
+            answers["attending_physician"] = {"name": patient.attending_physician}
     if context.latest_aggir is not None:
         submission_id, completed_at, results = context.latest_aggir
         answers["autonomy"] = {
             "gir": results["gir"],
-            "evaluated_on": completed_at.date().isoformat(),
+            "evaluated_on": results.get("evaluated_on") or completed_at.date().isoformat(),
             "aggir_submission_id": submission_id,
         }
         answers["annexes"] = [AGGIR_ANNEX]
     return answers
 
 
-def rules(answers: JSON, _: FormContext) -> list[FieldError]:
+def rules(answers: JSON, context: FormContext) -> list[FieldError]:
+    errors: list[FieldError] = []
     observed = answers.get("observations", {})
     if observed.get("oriented") and observed.get("disoriented"):
-        return [FieldError("answers.observations.disoriented", "contradicts « bien orienté »")]
-    return []
+        errors.append(
+            FieldError("answers.observations.disoriented", "contradicts « bien orienté »")
+        )
+    # The DLU travels with the patient to the emergency room: its identity block must be
+    # the record's (identitovigilance), not a retyped variant.
+    if context.patient is not None:
+        typed = answers.get("patient", {})
+        for name, known in _identity(context.patient).items():
+            if known is not None and fold(str(typed.get(name) or "")) != fold(str(known)):
+                errors.append(
+                    FieldError(
+                        f"answers.patient.{name}",
+                        "differs from the patient record: correct the record, not the DLU",
+                        "identity_mismatch",
+                    )
+                )
+    return errors
 
 
 def compute(answers: JSON, _: FormContext) -> JSON:

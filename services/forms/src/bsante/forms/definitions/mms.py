@@ -27,7 +27,7 @@ _LABELS: Final = {
 }
 
 FIELDS: Final = (
-    FieldDef(id="evaluation_date", label="Date de passation", type=FieldType.DATE),
+    FieldDef(id="evaluation_date", label="Date de passation", type=FieldType.DATE, past=True),
     choice(
         "education",
         "Niveau socio-culturel",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from bsante.chassis.text import fold
 from bsante.forms.engine import (
     JSON,
     FieldDef,
@@ -16,7 +17,6 @@ from bsante.forms.engine import (
     FormContext,
     FormDefinition,
     choice,
-    fold,
     text,
 )
 

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Final
 
 from bsante.forms.engine import (
-    CLOCK_SKEW,
     JSON,
     FieldDef,
     FieldError,
@@ -49,7 +48,9 @@ def _measure(kind: VitalKind) -> FieldDef:
 
 
 FIELDS: Final = (
-    FieldDef(id="measured_at", label="Date et heure", type=FieldType.DATETIME, required=True),
+    FieldDef(
+        id="measured_at", label="Date et heure", type=FieldType.DATETIME, required=True, past=True
+    ),
     *(_measure(kind) for kind in MEASURES),
     choice("glycaemia_unit", "Unité de la glycémie", [("g/L", "g/L"), ("mmol/L", "mmol/L")]),
     text("comment", "Commentaire", max_length=1000),
@@ -60,9 +61,6 @@ def rules(answers: JSON, context: FormContext) -> list[FieldError]:
     errors: list[FieldError] = []
     if not any(kind.value in answers for kind in MEASURES):
         errors.append(FieldError("answers", "record at least one measure", "missing"))
-    measured_at = answers.get("measured_at")
-    if measured_at and datetime.fromisoformat(measured_at) > context.at + CLOCK_SKEW:
-        errors.append(FieldError("answers.measured_at", "is in the future"))
     systolic = answers.get(VitalKind.SYSTOLIC_BP.value)
     diastolic = answers.get(VitalKind.DIASTOLIC_BP.value)
     if (systolic is None) != (diastolic is None):
@@ -77,15 +75,22 @@ def rules(answers: JSON, context: FormContext) -> list[FieldError]:
             )
         )
     if VitalKind.GLYCAEMIA.value in answers:
-        try:
-            validate_value(
-                VitalKind.GLYCAEMIA,
-                answers[VitalKind.GLYCAEMIA.value],
-                unit=answers.get("glycaemia_unit", "g/L"),
-                field=f"answers.{VitalKind.GLYCAEMIA.value}",
+        unit = answers.get("glycaemia_unit")
+        if unit is None:
+            # No silent default: 1.2 g/L and 1.2 mmol/L are very different patients.
+            errors.append(
+                FieldError("answers.glycaemia_unit", "give the glycaemia's unit", "missing")
             )
-        except VitalValueError as error:
-            errors.append(FieldError(error.field, str(error).split(": ", 1)[1]))
+        else:
+            try:
+                validate_value(
+                    VitalKind.GLYCAEMIA,
+                    answers[VitalKind.GLYCAEMIA.value],
+                    unit=unit,
+                    field=f"answers.{VitalKind.GLYCAEMIA.value}",
+                )
+            except VitalValueError as error:
+                errors.append(FieldError(error.field, str(error).split(": ", 1)[1]))
     return errors
 
 

@@ -12,7 +12,6 @@ from bsante.patient.identity.traits import (
     IdentityTraits,
     Sex,
     TraitValidationError,
-    normalize_for_search,
     to_ins_form,
 )
 
@@ -29,6 +28,5 @@ __all__ = [
     "TraitValidationError",
     "TransitionRefusedError",
     "compute_nir_key",
-    "normalize_for_search",
     "to_ins_form",
 ]

@@ -28,6 +28,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
+from bsante.chassis.text import search_key
 from bsante.patient.identity.nir import (
     Ins,
     InvalidMatriculeError,
@@ -38,7 +39,6 @@ from bsante.patient.identity.traits import (
     IdentityTraits,
     Sex,
     TraitValidationError,
-    normalize_for_search,
     to_ins_form,
     validate_name,
 )
@@ -109,6 +109,18 @@ def parse_insi_birth_date(value: str) -> date:
     month = month or 1
     day = min(day or 1, calendar.monthrange(year, month)[1])
     return date(year, month, day)
+
+
+def is_partial_birth_date(value: str) -> bool:
+    """True when an INSi/card date has an unknown day or month (00) or a lunar day (beyond
+    the month's end): the calendar date `parse_insi_birth_date` gives is then a stand-in."""
+    m = _LUNAR_DATE_RE.match(value.strip())
+    if not m:
+        return False
+    year, month, day = (int(g) for g in m.groups())
+    if month == 0 or day == 0 or month > 12 or year < 1:
+        return True
+    return day > calendar.monthrange(year, month)[1]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -251,10 +263,10 @@ def _checked_holder(value: str, element: str) -> str:
 def _given_names_match(requested: str, listed: str) -> bool:
     """Requested given names must start the listed ones at a word boundary."""
     words = to_ins_form(listed).split(" ")
-    wanted = normalize_for_search(requested)
+    wanted = search_key(requested)
     acc = ""
     for word in words:
-        acc += normalize_for_search(word)
+        acc += search_key(word)
         if acc == wanted:
             return True
         if len(acc) >= len(wanted):

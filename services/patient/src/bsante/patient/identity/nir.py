@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 __all__ = [
@@ -144,6 +145,56 @@ def parse_matricule(value: str) -> MatriculeParts:
         order=m[10:13],
         key=m[13:],
     )
+
+
+_SEX_OF_DIGIT = {"1": "M", "3": "M", "7": "M", "2": "F", "4": "F", "8": "F"}
+
+
+@dataclass(frozen=True, slots=True)
+class NirDisagreement:
+    """A trait the matricule encodes differently; `confirmable` when RNIV allows the gap
+    (a birth place coded at the time of birth, before communes merged or were renamed)."""
+
+    field: str
+    message: str
+    confirmable: bool = False
+
+
+def nir_disagreements(
+    matricule: str, *, sex: str, birth_date: date, birth_place: str | None
+) -> list[NirDisagreement]:
+    """What a (valid) matricule says that the typed traits contradict.
+
+    Checked: the sex digit (1/3/7 male, 2/4/8 female; sex I is not compared), the year of
+    birth, the month when it is a real one (01-12: the RNIPP writes fictitious months 20-42,
+    50+ or 99 when it is unknown), and the birth place: department + commune for a birth in
+    France (5 characters, 97x/98x overseas included), 99 + country code for a birth abroad.
+    """
+    m = validate_matricule(matricule)
+    found: list[NirDisagreement] = []
+    coded_sex = _SEX_OF_DIGIT.get(m[0])
+    if sex in ("M", "F") and coded_sex is not None and coded_sex != sex:
+        found.append(NirDisagreement("sex", f"the matricule's sex digit {m[0]} says {coded_sex}"))
+    if m[1:3] != f"{birth_date.year % 100:02d}":
+        found.append(
+            NirDisagreement("birth_date", f"the matricule says born in a year ending {m[1:3]}")
+        )
+    month = int(m[3:5])
+    if 1 <= month <= 12 and month != birth_date.month:
+        found.append(NirDisagreement("birth_date", f"the matricule says born in month {m[3:5]}"))
+    if birth_place:
+        coded_place = m[5:10]
+        if coded_place != birth_place.upper():
+            abroad = coded_place.startswith("99")
+            found.append(
+                NirDisagreement(
+                    "birth_place",
+                    f"the matricule says born in {'country' if abroad else 'commune'} "
+                    f"{coded_place}",
+                    confirmable=True,
+                )
+            )
+    return found
 
 
 @dataclass(frozen=True, slots=True)

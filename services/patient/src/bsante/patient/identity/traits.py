@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from bsante.chassis.text import search_key
 from bsante.patient.identity.cog import (
     FRANCE_COUNTRY_CODE,
     CogEntry,
@@ -24,7 +25,6 @@ __all__ = [
     "IdentityTraits",
     "Sex",
     "TraitValidationError",
-    "normalize_for_search",
     "parse_birth_date",
     "to_ins_form",
     "validate_birth_date",
@@ -105,14 +105,6 @@ def to_ins_form(value: str) -> str:
     return stripped.upper()
 
 
-def normalize_for_search(name: str) -> str:
-    """Search key: INS form without spaces, hyphens and apostrophes.
-
-    "Saint-Éloi", "SAINT ELOI" and "saint eloi" all give "SAINTELOI".
-    """
-    return re.sub(r"[\s\-']", "", to_ins_form(name))
-
-
 def validate_name(value: str | None, field: str, *, required: bool = True) -> str | None:
     """Validate a name trait (letters, then single spaces, hyphens or apostrophes).
 
@@ -156,10 +148,10 @@ def validate_given_names(birth_given_names: str, first_birth_given_name: str) ->
     names = validate_name(birth_given_names, "birth_given_names")
     first = validate_name(first_birth_given_name, "first_birth_given_name")
     assert names is not None and first is not None  # required=True
-    first_key = normalize_for_search(first)
+    first_key = search_key(first)
     accumulated = ""
     for word in re.split(r"[ ]", to_ins_form(names)):
-        accumulated += normalize_for_search(word)
+        accumulated += search_key(word)
         if accumulated == first_key:
             return names, first
         if len(accumulated) >= len(first_key):
