@@ -42,7 +42,7 @@ async def insi_gateway(request: Request) -> InsiGateway:
     return gateway
 
 
-def ports(svc: ServiceDep) -> Ports:
+async def ports(svc: ServiceDep) -> Ports:
     """The narrow ports the use cases get (never the whole service)."""
     return Ports(store=svc.store, unit_of_work=svc.messaging.unit_of_work)
 

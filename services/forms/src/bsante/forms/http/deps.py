@@ -19,7 +19,7 @@ Filler = Annotated[Principal, allowed(Action.FILL_FORM)]
 IfMatch = Annotated[str | None, Header(max_length=50)]
 
 
-def ports(svc: ServiceDep, request: Request) -> Ports:
+async def ports(svc: ServiceDep, request: Request) -> Ports:
     directory: PatientDirectory = request.app.state.patients
     return Ports(store=svc.store, unit_of_work=svc.messaging.unit_of_work, patients=directory)
 
