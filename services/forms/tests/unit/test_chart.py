@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import random
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -244,10 +243,9 @@ def test_single_reading_renders() -> None:
     assert "Pouls" in _svg_texts(svg)
 
 
-def test_month_chart_renders_quickly() -> None:
+def test_month_chart_renders() -> None:
+    # The timing of a 30-day chart is in bench/test_bench_forms.py; here only the output counts.
     readings = month_of_readings()
-    started = time.perf_counter()
-    render_svg(readings)
-    render_png(readings)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 4.0, f"SVG + PNG of a 30-day chart took {elapsed:.2f}s"
+    assert "Pouls" in _svg_texts(render_svg(readings))
+    with Image.open(io.BytesIO(render_png(readings))) as image:
+        assert image.format == "PNG" and image.size[0] > 0
