@@ -93,6 +93,7 @@ class FileBlobStore(BlobStore):
         self._clock = clock
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._writing: set[Path] = set()  # temporary files of the writes in progress
 
     async def start(self) -> None:
         await asyncio.to_thread((self.root / TMP).mkdir, parents=True, exist_ok=True)
@@ -138,25 +139,29 @@ class FileBlobStore(BlobStore):
             check_sha256(expected_sha256)
         limit = HashingLimit(kind)
         tmp = self.root / TMP / f"{uuid.uuid4().hex}.part"
-        handle: BinaryIO = await asyncio.to_thread(tmp.open, "xb")
+        self._writing.add(tmp)
         try:
+            handle: BinaryIO = await asyncio.to_thread(tmp.open, "xb")
             try:
                 async for chunk in chunks:
                     limit.feed(chunk)
                     await asyncio.to_thread(_write, handle, chunk)
-            finally:
-                await asyncio.to_thread(_seal, handle)
+            except BaseException:
+                await asyncio.to_thread(handle.close)
+                raise
+            await asyncio.to_thread(_seal, handle)
             sha256 = limit.digest(expected_sha256)
             return await self._commit(tmp, sha256, limit.size, media_type, kind.name)
         finally:
             # Refused, failed or cancelled: nothing of this write is kept.
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
+            self._writing.discard(tmp)
 
     async def _commit(
         self, tmp: Path, sha256: str, size: int, media_type: str, kind: str
     ) -> BlobInfo:
         final = self.path_of(sha256)
-        now = self._clock().isoformat()
+        now = self._clock().isoformat(timespec="microseconds")
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -264,7 +269,7 @@ class FileBlobStore(BlobStore):
                     "DELETE FROM blobs WHERE written_at < ? AND NOT EXISTS"
                     " (SELECT 1 FROM blob_references r WHERE r.sha256 = blobs.sha256)"
                     " RETURNING sha256",
-                    (cutoff.isoformat(),),
+                    (cutoff.isoformat(timespec="microseconds"),),
                 ) as cursor:
                     collected = [row[0] async for row in cursor]
                 await self.conn.execute("COMMIT")
@@ -275,15 +280,19 @@ class FileBlobStore(BlobStore):
             # runs in between): a crash here leaves unindexed files, swept below next time.
             async with self.conn.execute("SELECT sha256 FROM blobs") as cursor:
                 indexed = {row[0] async for row in cursor}
-            await asyncio.to_thread(self._sweep, set(collected), indexed, cutoff)
+            writing = set(self._writing)
+            await asyncio.to_thread(self._sweep, set(collected), indexed, writing, cutoff)
         return sorted(collected)
 
-    def _sweep(self, collected: set[str], indexed: set[str], cutoff: datetime) -> None:
+    def _sweep(
+        self, collected: set[str], indexed: set[str], writing: set[Path], cutoff: datetime
+    ) -> None:
         for sha256 in collected:
             self.path_of(sha256).unlink(missing_ok=True)
         limit = cutoff.timestamp()
         for tmp in (self.root / TMP).iterdir():
-            if tmp.stat().st_mtime < limit:  # a write abandoned by a crash
+            # A write abandoned by a crash (or by another process, past the grace period).
+            if tmp not in writing and tmp.stat().st_mtime < limit:
                 tmp.unlink(missing_ok=True)
         for path in self.root.glob("??/??/*"):
             if path.name not in indexed and path.stat().st_mtime < limit:

@@ -7,7 +7,10 @@ that refreshes `written_at`: a concurrent write of the same content that loses t
 its own upload. The garbage collector removes an index entry with one conditional delete
 (no references, `written_at` older than the grace period), so a write that refreshed the entry
 in between makes the delete match nothing. GridFS does not run in transactions, hence these
-single-document atomic steps rather than a transaction.
+single-document atomic steps rather than a transaction. Uploads older than the grace period
+that no index entry points to (a crash between upload and index) are swept; uploads still in
+progress in this process are never swept, those of other processes are protected by the grace
+period.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class GridFsBlobStore(BlobStore):
         self.db = self._client[database]
         self.bucket = AsyncGridFSBucket(self.db, bucket_name=BUCKET)
         self.index = self.db[INDEX]
+        self._writing: set[ObjectId] = set()  # uploads in progress in this process
 
     async def start(self) -> None:
         await self.index.create_index([("file_id", ASCENDING)])
@@ -90,18 +94,22 @@ class GridFsBlobStore(BlobStore):
         upload = self.bucket.open_upload_stream_with_id(
             file_id, kind.name, metadata={"kind": kind.name}
         )
+        self._writing.add(file_id)
         try:
-            async for chunk in chunks:
-                limit.feed(chunk)
-                await upload.write(chunk)
-            sha256 = limit.digest(expected_sha256)
-            await upload.close()
-        except BaseException:
-            # Refused, failed or cancelled: remove the chunks already written.
-            await upload.abort()
-            raise
-        now = self._clock()
-        doc = await self._index_upsert(sha256, file_id, limit.size, media_type, kind.name, now)
+            try:
+                async for chunk in chunks:
+                    limit.feed(chunk)
+                    await upload.write(chunk)
+                sha256 = limit.digest(expected_sha256)
+                await upload.close()
+            except BaseException:
+                # Refused, failed or cancelled: remove the chunks already written.
+                await upload.abort()
+                raise
+            now = self._clock()
+            doc = await self._index_upsert(sha256, file_id, limit.size, media_type, kind.name, now)
+        finally:
+            self._writing.discard(file_id)
         if doc["file_id"] != file_id:
             await self._delete_file(file_id)  # the content was already stored
         return _info(doc)
@@ -199,6 +207,8 @@ class GridFsBlobStore(BlobStore):
         """GridFS files no index entry points to: a crash between upload and index, or
         during an upload (chunks without their files document)."""
         async for grid_file in self.bucket.find({"uploadDate": {"$lt": cutoff}}):
+            if grid_file._id in self._writing:
+                continue  # uploaded, about to be indexed
             if await self.index.find_one({"file_id": grid_file._id}, {"_id": 1}) is None:
                 await self._delete_file(grid_file._id)
         orphans = self.db[f"{BUCKET}.chunks"].aggregate(
@@ -217,4 +227,5 @@ class GridFsBlobStore(BlobStore):
             ]
         )
         async for chunk in await orphans:
-            await self.db[f"{BUCKET}.chunks"].delete_many({"files_id": chunk["files_id"]})
+            if chunk["files_id"] not in self._writing:
+                await self.db[f"{BUCKET}.chunks"].delete_many({"files_id": chunk["files_id"]})
