@@ -10,6 +10,10 @@ destination directory, then commits the metadata row. Rename and commit happen u
 index's write lock, as does the garbage collector's delete, so a collection and a write of the
 same content never interleave. A crash leaves at worst a temporary or unindexed file, which the
 next collection removes; never an index row without its file.
+
+One directory belongs to one `FileBlobStore` (one service in one process), as one SQLite file
+belongs to one store: the collector's file deletions are serialised with writes by this
+instance's lock.
 """
 
 from __future__ import annotations

@@ -206,11 +206,12 @@ class GridFsBlobStore(BlobStore):
     async def _sweep(self, cutoff: datetime) -> None:
         """GridFS files no index entry points to: a crash between upload and index, or
         during an upload (chunks without their files document)."""
-        async for grid_file in self.bucket.find({"uploadDate": {"$lt": cutoff}}):
-            if grid_file._id in self._writing:
+        files = self.db[f"{BUCKET}.files"].find({"uploadDate": {"$lt": cutoff}}, {"_id": 1})
+        async for grid_file in files:
+            if grid_file["_id"] in self._writing:
                 continue  # uploaded, about to be indexed
-            if await self.index.find_one({"file_id": grid_file._id}, {"_id": 1}) is None:
-                await self._delete_file(grid_file._id)
+            if await self.index.find_one({"file_id": grid_file["_id"]}, {"_id": 1}) is None:
+                await self._delete_file(grid_file["_id"])
         orphans = self.db[f"{BUCKET}.chunks"].aggregate(
             [
                 {"$match": {"n": 0, "files_id": {"$lt": ObjectId.from_datetime(cutoff)}}},
