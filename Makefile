@@ -7,7 +7,7 @@ PARTS  := contracts chassis services/identity services/patient services/sla-moni
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install dev run test lint typecheck unit contracts bench bench-tools clean
+.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded clean
 
 $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test: dev lint typecheck
 
 bench: dev bench-tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider bench --benchmark-columns=min,mean,max,rounds
+
+# The whole suite three times while stress-ng keeps both cores busy: no test may depend on speed.
+test-loaded: dev
+	@command -v stress-ng >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq stress-ng; }
+	@stress-ng --cpu 2 --timeout 3600s >/dev/null & load=$$!; status=0; \
+	for run in 1 2 3; do $(VENV)/bin/pytest -q -p no:cacheprovider || { status=1; break; }; done; \
+	kill $$load; exit $$status
 
 clean:
 	rm -rf $(VENV) var

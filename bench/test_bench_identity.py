@@ -15,7 +15,11 @@ import pytest
 from bsante.chassis.bus.factory import bus_from_url
 from bsante.chassis.messaging import Messaging
 from bsante.chassis.store.sqlite import SqliteStore
-from bsante.identity.directory.annuaire import write_synthetic_personne_activite
+from bsante.identity.directory.annuaire import (
+    Rejection,
+    parse_personne_activite,
+    write_synthetic_personne_activite,
+)
 from bsante.identity.directory.importer import ImportReport, import_annuaire
 
 LINES = 100_000
@@ -50,3 +54,13 @@ def test_import_100k_lines(benchmark, extraction: Path, tmp_path: Path) -> None:
     report = benchmark.pedantic(run, rounds=1, iterations=1)
     assert report.accepted == LINES and report.rejected == 0
     assert benchmark.stats.stats.max < 60, f"{benchmark.stats.stats.max:.1f} s for {LINES} lines"
+
+
+def test_parse_100k_lines(benchmark, extraction: Path) -> None:  # type: ignore[no-untyped-def]
+    """Parsing alone (no store): the part of the import that runs on the event loop's thread."""
+
+    def run() -> int:
+        with extraction.open("rb") as source:
+            return sum(1 for r in parse_personne_activite(source) if not isinstance(r, Rejection))
+
+    assert benchmark.pedantic(run, rounds=3, iterations=1) == LINES

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 TILLEULS = {"username": "admin@tilleuls.demo", "password": "Tilleuls-Demo-2026"}
 VAL = {"username": "admin@val.demo", "password": "ValDuSoin-Demo-2026"}
+MEDECIN = {"username": "medecin@tilleuls.demo", "password": "Medecin-Tilleuls-2026"}
 
 
 def free_port() -> int:
@@ -75,7 +76,8 @@ def login(base: str, credentials: dict[str, str]) -> dict[str, str]:
 
 def usage_total(base: str, headers: dict[str, str], expected: int) -> int:
     total = -1
-    for _ in range(100):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         response = httpx.get(
             f"{base}/api/sla-monitor/usage/patients-created", headers=headers, timeout=10
         )
@@ -142,7 +144,9 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         assert found.status_code == 200, "data persisted across the restart"
         # A new forms secret was drawn at this start; identity adopted it over the stored one.
         via_forms = httpx.get(
-            f"{base}/api/forms/patients/{patient['id']}/submissions", headers=headers, timeout=10
+            f"{base}/api/forms/patients/{patient['id']}/submissions",
+            headers=login(base, MEDECIN),
+            timeout=10,
         )
         assert via_forms.status_code == 200, via_forms.text
         assert usage_total(base, headers, 1) == 1, "no event consumed twice after the restart"
@@ -220,15 +224,17 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
         merged = httpx.get(f"{base}/openapi.json").json()
         assert "/api/patient/patients" in merged["paths"]
         # forms -> identity (client credentials) -> patient's service-only route, all over HTTP.
+        # Form data is clinical: the médecin reads it, an administrator does not.
         submissions = httpx.get(
-            f"{base}/api/forms/patients/{created['id']}/submissions", headers=headers, timeout=10
+            f"{base}/api/forms/patients/{created['id']}/submissions",
+            headers=login(base, MEDECIN),
+            timeout=10,
         )
         assert submissions.status_code == 200, submissions.text
-        other = login(base, VAL)
-        hidden = httpx.get(
-            f"{base}/api/forms/patients/{created['id']}/submissions", headers=other, timeout=10
+        refused = httpx.get(
+            f"{base}/api/forms/patients/{created['id']}/submissions", headers=headers, timeout=10
         )
-        assert hidden.status_code == 404
+        assert refused.status_code == 403
         for process in (gateway, forms, sla, patient, identity):
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)

@@ -11,6 +11,7 @@ import pytest
 from fastapi import APIRouter
 
 from bsante.chassis.auth import CurrentPrincipal
+from bsante.chassis.blobs import BlobKind, iterate
 from bsante.chassis.bus import Message
 from bsante.chassis.messaging import EventRouter, UnitOfWork
 from bsante.chassis.runner import run_headless
@@ -20,6 +21,8 @@ from bsante.chassis.tasks import LongRunning
 from bsante.contracts import topics
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import UserLoggedIn
+
+PDF = BlobKind("pdf", max_bytes=1024, media_types=frozenset({"application/pdf"}))
 
 
 class AgentSettings(ServiceSettings):
@@ -147,3 +150,26 @@ async def test_a_service_without_token_verification_answers_401_not_500() -> Non
         response = await client.get("/me", headers={"Authorization": "Bearer x.y.z"})
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_service_with_blobs_opens_checks_and_collects_them(tmp_path: Path) -> None:
+    settings = ServiceSettings(
+        service_name="archive",
+        store_url=f"sqlite:///{tmp_path / 'archive.db'}",
+        bus_url=f"embedded://{tmp_path}",
+        blob_url=f"file://{tmp_path / 'blobs'}",
+    )
+    plain = Service(settings, http=False, jwks=False)
+    with pytest.raises(MissingPart):
+        _ = plain.blobs  # not asked for: no blob store, no blobs.db
+    svc = Service(settings, http=False, jwks=False, blobs=True)
+    assert "blob-collector" in [t.name for t in svc.supervisor.tasks]
+    await svc.start()
+    try:
+        info = await svc.blobs.put(iterate(b"%PDF-1.7 ..."), kind=PDF, media_type="application/pdf")
+        assert (await svc.blobs.read(info.sha256)) == b"%PDF-1.7 ..."
+        assert (await svc.readiness())["blobs"] is None
+    finally:
+        await svc.stop()
+    assert not await svc.blobs.ping(), "closed with the service"
+    assert (tmp_path / "blobs").is_dir()

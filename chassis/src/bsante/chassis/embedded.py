@@ -37,6 +37,10 @@ class EmbeddedContext:
         """The SQLite file of one service."""
         return f"sqlite:///{self.data / (name + '.db')}"
 
+    def blob_url(self, name: str) -> str:
+        """The blob directory of one service (directories are never shared)."""
+        return f"file://{self.data / 'blobs' / name}"
+
     def provide_jwks(self, source: JwksSource) -> None:
         """The token issuer (identity) offers its public keys to the other services."""
         self._jwks = source

@@ -16,12 +16,27 @@ from bsante.chassis.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger("bsante.http")
 
+MAX_BODY_BYTES = "x-max-body-bytes"
+
+
+def body_limit(max_bytes: int) -> dict[str, Any]:
+    """`openapi_extra` of a route whose body may exceed the JSON limit (binary uploads), e.g.
+    `@router.put(..., openapi_extra=body_limit(20 * 1024 * 1024))`; the OpenAPI shows it too."""
+    return {MAX_BODY_BYTES: max_bytes}
+
+
+def _route_limit(scope: Scope, default: int) -> int:
+    extra = getattr(scope.get("route"), "openapi_extra", None) or {}
+    limit = extra.get(MAX_BODY_BYTES)
+    return limit if isinstance(limit, int) else default
+
 
 class BodyTooLarge(HTTPException):
     """Raised from `receive`: an HTTPException, so FastAPI's body parsing lets it through."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The request body exceeds {limit} bytes")
+        self.limit = limit
 
 
 class RequestContextMiddleware:
@@ -51,25 +66,24 @@ class RequestContextMiddleware:
             context.request_id.set(rid[:200]),
             context.client_address.set(headers.get("x-forwarded-for", client[0] if client else "")),
         )
-        declared = headers.get("content-length")
+        declared = headers.get("content-length", "")
         start = time.perf_counter()
         status = 500
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            status = 413
-            await self._too_large(scope, receive, send)
-            self._record(scope, status, start)
-            self._reset(tokens)
-            return
-
         received = 0
+        limit: int | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, limit
+            if limit is None:
+                # The body is read after routing: the route may allow more than the default.
+                limit = _route_limit(scope, self.max_body_bytes)
+                if declared.isdigit() and int(declared) > limit:
+                    raise BodyTooLarge(limit)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         response_started = False
@@ -90,10 +104,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_ids)
-        except BodyTooLarge:
+        except BodyTooLarge as error:
             status = 413
             if not response_started:
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, error.limit)
         finally:
             self._record(scope, status, start)
             self._reset(tokens)
@@ -103,10 +117,8 @@ class RequestContextMiddleware:
         context.request_id.reset(tokens[1])
         context.client_address.reset(tokens[2])
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413, f"The request body exceeds {self.max_body_bytes} bytes", kind="body-too-large"
-        )
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(413, f"The request body exceeds {limit} bytes", kind="body-too-large")
         await response(scope, receive, send)
 
     def _record(self, scope: Scope, status: int, start: float) -> None:

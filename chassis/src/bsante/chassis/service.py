@@ -21,6 +21,8 @@ from starlette.responses import JSONResponse, Response
 from typing_extensions import TypeVar
 
 from bsante.chassis.auth import JwksSource, TokenVerifier, http_jwks_source
+from bsante.chassis.blobs import BlobStore
+from bsante.chassis.blobs.factory import blob_store_from_url
 from bsante.chassis.bus import EventBus
 from bsante.chassis.bus.factory import bus_from_url
 from bsante.chassis.errors import Unauthorized, install_problem_handlers, problem
@@ -46,6 +48,7 @@ Check = Callable[[], Awaitable[bool]]
 RELAY_TASK = "outbox-relay"
 PURGE_TASK = "retention-purge"
 JOBS_TASK = "job-worker"
+BLOB_GC_TASK = "blob-collector"
 
 
 class MissingPart(RuntimeError):
@@ -72,6 +75,7 @@ class Service(Generic[S]):
         http: bool = True,
         events: EventRouter | None = None,
         tasks: Sequence[SupervisedTask] = (),
+        blobs: BlobStore | bool = False,
         jobs: Sequence[JobKind[Any, Any]] = (),
         job_breakers: Mapping[str, BreakerPolicy] | None = None,
         jwks: JwksSource | Literal[False] | None = None,
@@ -116,7 +120,20 @@ class Service(Generic[S]):
                 issuer=settings.token_issuer,
                 audience=settings.token_audience,
             )
+        # Binary content (documents, attachments), only for the services that keep some.
+        database = settings.store_database or self.name.replace("-", "_")
+        self._blobs: BlobStore | None = (
+            blobs
+            if isinstance(blobs, BlobStore)
+            else blob_store_from_url(settings.blob_url, database=database)
+            if blobs
+            else None
+        )
         self.supervisor = Supervisor(self.name)
+        if self._blobs is not None:
+            self.supervisor.add(
+                Periodic(BLOB_GC_TASK, self._collect_blobs, every=settings.blob_gc_interval_seconds)
+            )
         if self._messaging is not None:
             self.supervisor.add(LongRunning(RELAY_TASK, self._messaging.run_relay))
             self.supervisor.add(
@@ -154,6 +171,12 @@ class Service(Generic[S]):
         if self._bus is None:
             raise MissingPart(f"{self.name} was built without a bus")
         return self._bus
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            raise MissingPart(f"{self.name} was built without a blob store")
+        return self._blobs
 
     @property
     def messaging(self) -> Messaging:
@@ -198,6 +221,9 @@ class Service(Generic[S]):
             if self._store is not None:
                 await self._store.start()
                 stack.push_async_callback(self._store.close)
+            if self._blobs is not None:
+                await self._blobs.start()
+                stack.push_async_callback(self._blobs.close)
             if self._bus is not None:
                 if self.events is not None and self.events.topics:
                     self.messaging.subscribe(self.events.topics, self.consumer_group, self.events)
@@ -225,6 +251,9 @@ class Service(Generic[S]):
     async def _purge(self) -> None:
         await self.messaging.purge_once()
 
+    async def _collect_blobs(self) -> None:
+        await self.blobs.collect_garbage()
+
     # -- health -------------------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, str | None]:
@@ -235,6 +264,8 @@ class Service(Generic[S]):
             checks["store"] = None if await self._store.ping() else "unreachable"
         if self._bus is not None:
             checks["bus"] = None if await self._bus.ping() else "unreachable"
+        if self._blobs is not None:
+            checks["blobs"] = None if await self._blobs.ping() else "unreachable"
         for name, check in self._checks.items():
             checks[name] = None if await check() else "unreachable"
         failing = {status.name: status for status in self.supervisor.failing()}

@@ -26,6 +26,13 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, description="Larger request bodies get 413")
     log_level: str = "INFO"
     otlp_endpoint: str = Field("", description="OTLP/HTTP traces endpoint; empty = no export")
+    # Blob storage, for services built with blobs (bsante.chassis.blobs).
+    blob_url: str = Field(
+        "file://var/blobs", description="file://<dir> or mongodb://... (GridFS, STORE_DATABASE)"
+    )
+    blob_gc_interval_seconds: float = Field(
+        3600.0, ge=1, le=86_400, description="How often unreferenced blobs are collected"
+    )
     # The outbox relay and retention (bsante.chassis.messaging.RelayPolicy).
     outbox_batch_size: int = Field(500, ge=1, le=10_000, description="Rows published per batch")
     outbox_max_attempts: int = Field(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -450,11 +449,10 @@ def test_score_many_mixes_inputs() -> None:
     assert [r.gir for r in results] == [6, 1, 4]
 
 
-def test_scoring_100k_grids_is_fast() -> None:
+def test_scoring_many_grids_matches_scoring_each() -> None:
+    # The 100 000-grid timing is in bench/test_bench_forms.py; here only the results count.
     rng = random.Random(20260301)
-    grids = [rng.choice(ALL_CODE_STRINGS) for _ in range(100_000)]
-    started = time.perf_counter()
+    grids = [rng.choice(ALL_CODE_STRINGS) for _ in range(2_000)]
     results = score_many(grids)
-    elapsed = time.perf_counter() - started
-    assert len(results) == 100_000
-    assert elapsed < 1.0, f"100k code strings took {elapsed:.3f}s"
+    assert len(results) == 2_000
+    assert [r.gir for r in results] == [oracle(g)[0] for g in grids]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -297,11 +296,11 @@ def test_parser_is_lazy() -> None:
     assert pulled == 4  # header + 3 lines
 
 
-def test_parse_100_000_synthetic_lines(capsys: pytest.CaptureFixture[str]) -> None:
+def test_parse_20_000_synthetic_lines() -> None:
+    # The 100 000-line timing is in bench/test_bench_identity.py; here only the results count.
     buffer = io.BytesIO()
-    write_synthetic_personne_activite(buffer, 100_000, seed=42, bom=True, newline="\r\n")
+    write_synthetic_personne_activite(buffer, 20_000, seed=42, bom=True, newline="\r\n")
     buffer.seek(0)
-    started = time.perf_counter()
     records = rejections = corsica = 0
     for result in parse_personne_activite(buffer):
         if isinstance(result, Rejection):
@@ -310,9 +309,5 @@ def test_parse_100_000_synthetic_lines(capsys: pytest.CaptureFixture[str]) -> No
         records += 1
         if result.structure.finess_site and result.structure.finess_site.departement[1] in "AB":
             corsica += 1
-    elapsed = time.perf_counter() - started
-    with capsys.disabled():
-        print(f"\nparsed 100000 PS_LibreAcces lines in {elapsed:.2f} s")
-    assert (records, rejections) == (100_000, 0)
+    assert (records, rejections) == (20_000, 0)
     assert corsica > 0
-    assert elapsed < 10

@@ -19,6 +19,9 @@ from bsante.chassis.auth import ServicePrincipal, service_scope
 from bsante.chassis.errors import NotFound
 from bsante.contracts.permissions import ServiceScope
 from bsante.patient import repository
+from bsante.patient.annotations import CorrespondentRole
+from bsante.patient.domain import Contact
+from bsante.patient.schemas import PhysicianRef
 
 router = APIRouter(prefix="/internal/patients", tags=["internal"])
 PatientReader = Annotated[ServicePrincipal, service_scope(ServiceScope.PATIENT_READ)]
@@ -34,12 +37,15 @@ class FactsTraits(BaseModel):
 
 
 class PatientFacts(BaseModel):
-    """What forms needs of a record: identity traits for the DLU, birth date for the norms."""
+    """What forms needs of a record: identity traits, contact and médecin traitant for the
+    DLU, birth date for the norms."""
 
     id: uuid.UUID
     structure_id: str
     active: bool
     traits: FactsTraits
+    contact: Contact
+    medecin_traitant: PhysicianRef | None = None
 
 
 @router.get("/{patient_id}", response_model=PatientFacts)
@@ -59,6 +65,8 @@ async def read_for_service(
     if found is None:
         raise NotFound("No such patient")
     patient, _ = found
+    attached = await repository.correspondents(svc.store, patient.lineage)
+    physician = next((c for c in attached if c.role is CorrespondentRole.MEDECIN_TRAITANT), None)
     async with svc.messaging.unit_of_work() as uow:
         await uow.audit(
             user_id=x_on_behalf_of,
@@ -73,4 +81,10 @@ async def read_for_service(
         structure_id=patient.structure_id,
         active=patient.active,
         traits=FactsTraits.model_validate(patient.traits.model_dump()),
+        contact=patient.contact,
+        medecin_traitant=(
+            PhysicianRef(rpps=physician.rpps, display_name=physician.display_name)
+            if physician is not None
+            else None
+        ),
     )

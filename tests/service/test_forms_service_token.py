@@ -3,14 +3,13 @@ read as forms', on behalf of the user."""
 
 from __future__ import annotations
 
-from forms_kit import Forms  # type: ignore[import-not-found]
 from kit import Platform, eventually  # type: ignore[import-not-found]
 
 from bsante.forms.patients import HttpPatientDirectory
 
 
 async def test_forms_reads_patients_with_its_service_token_audited_on_behalf_of_the_user(
-    forms: Forms, platform: Platform
+    platform: Platform,
 ) -> None:
     doctor = await platform.login(("medecin@tilleuls.demo", "Medecin-Tilleuls-2026"))
     created = await platform.create_patient(doctor)
@@ -45,11 +44,12 @@ async def test_forms_reads_patients_with_its_service_token_audited_on_behalf_of_
 
 
 async def test_another_structures_patient_is_unknown_to_forms(
-    forms: Forms, platform: Platform
+    platform: Platform,
 ) -> None:
     created = await platform.create_patient(await platform.login())
-    val = await platform.login(("admin@val.demo", "ValDuSoin-Demo-2026"))
+    # A médecin acting for another structure: forms' service read answers 404 there.
+    elsewhere = platform.as_role("medecin", "demo-ssiad")
     hidden = await platform.client.get(
-        f"/api/forms/patients/{created.json()['id']}/submissions", headers=val
+        f"/api/forms/patients/{created.json()['id']}/submissions", headers=elsewhere
     )
     assert hidden.status_code == 404
