@@ -39,6 +39,18 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
+_WANTED = frozenset({b"x-correlation-id", b"x-request-id", b"x-forwarded-for", b"content-length"})
+
+
+def _wanted_headers(scope: Scope) -> dict[str, str]:
+    """The few request headers the middleware reads (decoding all of them costs on each call)."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _WANTED
+    }
+
+
 class RequestContextMiddleware:
     """Correlation and request ids, client address, body size limit, metrics, access log."""
 
@@ -56,7 +68,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _wanted_headers(scope)
         # Nested apps (the embedded gateway mounts the services) keep the outer request's ids.
         cid = headers.get("x-correlation-id") or context.correlation_id.get() or new_id()
         rid = headers.get("x-request-id") or context.request_id.get() or new_id()

@@ -543,7 +543,9 @@ class EventRouter:
                     log.info("event_duplicate", event_type=envelope.event_type, group=group)
                     return
                 EVENTS_CONSUMED.labels(self.service, envelope.event_type, "handled").inc()
-                log.info("event_handled", event_type=envelope.event_type, group=group)
+                # Debug, not info: one line per consumed event would double the log volume;
+                # bsante_events_consumed_total counts them.
+                log.debug("event_handled", event_type=envelope.event_type, group=group)
         finally:
             structlog.contextvars.reset_contextvars(**bound)
             context.correlation_id.reset(cid_token)

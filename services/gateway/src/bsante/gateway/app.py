@@ -129,8 +129,11 @@ class EmbeddedGateway(FastAPI):
             target = getattr(self, "_limits", {}).get(prefix)
             if target is not None:
                 root = scope.get("root_path", "") + prefix
-                child = {**scope, "root_path": root, "app_root_path": root}
-                await target(child, receive, send)
+                # In place, as Starlette's Mount does: the gateway's body limit then sees the
+                # route the service matched (a binary upload route sets its own limit).
+                scope["root_path"] = root
+                scope["app_root_path"] = root
+                await target(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
