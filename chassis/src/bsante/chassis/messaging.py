@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
@@ -40,7 +41,7 @@ from bsante.chassis.store import (
     Transaction,
     TransientConflict,
 )
-from bsante.chassis.tracing import extract_context, inject_headers
+from bsante.chassis.tracing import extract_context, inject_headers, spans_recorded
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import AccessAction, PatientDataAccessed, Payload
 
@@ -314,21 +315,26 @@ class Messaging:
     async def _publish_batch(self, batch: list[OutboxRecord]) -> int:
         spans: list[trace.Span] = []
         messages: list[Message] = []
+        recording = spans_recorded()
         for record in batch:
-            # The stored trace context of the write is the parent of the producer span, whose
-            # context travels in the message's headers.
-            span = tracer.start_span(
-                f"{record.topic} publish",
-                context=extract_context(record.headers),
-                kind=trace.SpanKind.PRODUCER,
-                attributes={
-                    "messaging.destination.name": record.topic,
-                    "messaging.message.id": record.event_id,
-                    "bsante.service": self.service,
-                },
-            )
             headers = dict(record.headers)
-            propagate.inject(headers, context=trace.set_span_in_context(span))
+            if recording:
+                # The stored trace context of the write is the parent of the producer span,
+                # whose context travels in the message's headers.
+                span: trace.Span = tracer.start_span(
+                    f"{record.topic} publish",
+                    context=extract_context(record.headers),
+                    kind=trace.SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.destination.name": record.topic,
+                        "messaging.message.id": record.event_id,
+                        "bsante.service": self.service,
+                    },
+                )
+                propagate.inject(headers, context=trace.set_span_in_context(span))
+            else:
+                # Spans go nowhere: no span, the write's own trace context travels on.
+                span = trace.INVALID_SPAN
             spans.append(span)
             messages.append(Message(record.topic, record.key, record.value, headers))
         try:
@@ -491,6 +497,29 @@ class EventRouter:
     def topics(self) -> list[str]:
         return sorted({route.payload.topic for route in self._routes.values()})
 
+    async def _handle(
+        self,
+        messaging: Messaging,
+        group: str,
+        envelope: Envelope,
+        route: _Route[Any],
+        payload: Any,
+    ) -> None:
+        async def handle(uow: UnitOfWork) -> bool:
+            if not await uow.claim(group, envelope):
+                return False
+            await route.handler(uow, envelope, payload)
+            return True
+
+        if not await messaging.run_unit_of_work(handle, causation=envelope):
+            EVENTS_CONSUMED.labels(self.service, envelope.event_type, "duplicate").inc()
+            log.info("event_duplicate", event_type=envelope.event_type, group=group)
+            return
+        EVENTS_CONSUMED.labels(self.service, envelope.event_type, "handled").inc()
+        # Debug, not info: one line per consumed event would double the log volume;
+        # bsante_events_consumed_total counts them.
+        log.debug("event_handled", event_type=envelope.event_type, group=group)
+
     async def dispatch(self, messaging: Messaging, group: str, message: Message) -> None:
         try:
             envelope = Envelope.from_json(message.value)
@@ -521,31 +550,27 @@ class EventRouter:
         cid_token = context.correlation_id.set(envelope.correlation_id)
         bound = structlog.contextvars.bind_contextvars(service=self.service)
         try:
-            with tracer.start_as_current_span(
-                f"{envelope.event_type} process",
-                context=parent,
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.consumer.group.name": group,
-                    "messaging.message.id": str(envelope.event_id),
-                    "bsante.service": self.service,
-                },
-            ):
-
-                async def handle(uow: UnitOfWork) -> bool:
-                    if not await uow.claim(group, envelope):
-                        return False
-                    await route.handler(uow, envelope, payload)
-                    return True
-
-                if not await messaging.run_unit_of_work(handle, causation=envelope):
-                    EVENTS_CONSUMED.labels(self.service, envelope.event_type, "duplicate").inc()
-                    log.info("event_duplicate", event_type=envelope.event_type, group=group)
-                    return
-                EVENTS_CONSUMED.labels(self.service, envelope.event_type, "handled").inc()
-                # Debug, not info: one line per consumed event would double the log volume;
-                # bsante_events_consumed_total counts them.
-                log.debug("event_handled", event_type=envelope.event_type, group=group)
+            if spans_recorded():
+                with tracer.start_as_current_span(
+                    f"{envelope.event_type} process",
+                    context=parent,
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.consumer.group.name": group,
+                        "messaging.message.id": str(envelope.event_id),
+                        "bsante.service": self.service,
+                    },
+                ):
+                    await self._handle(messaging, group, envelope, route, payload)
+            else:
+                # Spans go nowhere: the producer's trace context only, for what the handler
+                # emits and logs.
+                token = otel_context.attach(parent) if parent is not None else None
+                try:
+                    await self._handle(messaging, group, envelope, route, payload)
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
         finally:
             structlog.contextvars.reset_contextvars(**bound)
             context.correlation_id.reset(cid_token)

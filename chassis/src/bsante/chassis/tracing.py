@@ -54,6 +54,11 @@ class _RecordWhenExported(Sampler):
 _sampler = _RecordWhenExported()
 
 
+def spans_recorded() -> bool:
+    """Whether spans are recorded (something receives them); else they may be skipped."""
+    return _sampler.recording
+
+
 def configure_tracing(
     service_name: str, otlp_endpoint: str = "", processor: SpanProcessor | None = None
 ) -> TracerProvider:
