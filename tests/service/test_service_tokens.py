@@ -110,7 +110,14 @@ async def test_a_service_token_needs_the_scope_and_opens_no_user_route(platform:
     found = await platform.client.get(url, headers=on_behalf(reader))
     assert found.status_code == 200, found.text
     assert found.json()["traits"]["birth_name"] == "DUPONT"
-    assert set(found.json()) == {"id", "structure_id", "active", "traits"}
+    assert set(found.json()) == {
+        "id",
+        "structure_id",
+        "active",
+        "traits",
+        "contact",
+        "medecin_traitant",
+    }
     # The tenancy rule holds: another structure does not know this patient.
     elsewhere = {**on_behalf(reader), "X-Structure-Id": "demo-ssiad"}
     assert (await platform.client.get(url, headers=elsewhere)).status_code == 404
