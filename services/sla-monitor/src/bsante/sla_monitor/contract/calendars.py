@@ -28,7 +28,8 @@ def require_aware(at: datetime, name: str = "datetime") -> datetime:
 
 def utc(at: datetime, name: str = "datetime") -> datetime:
     """Aware, in UTC. Python subtracts and compares two datetimes of the same zone on the wall
-    clock (a fall-back night would count 3 hours as 4), so arithmetic is done in UTC only."""
+    clock (a fall-back night would count 3 hours as 4), so arithmetic is done in UTC only, and
+    only UTC is stored and returned; local time is for display."""
     return require_aware(at, name).astimezone(UTC)
 
 
@@ -222,7 +223,8 @@ class Calendar:
 
         A positive duration ends inside open hours (possibly exactly at closing time); a zero
         duration gives the first open instant, which is where a clock opened on a Sunday starts.
-        Returned in the calendar's time zone.
+        Returned in UTC, like every time this package returns: a Paris time in the repeated
+        autumn hour (fold=1) never compares equal to a time of another zone (PEP 495).
         """
         start = utc(start, "start")
         if duration < ZERO:
@@ -232,10 +234,10 @@ class Calendar:
         for a, b in self.open_intervals(start):
             for x, y in _subtract(a, b, holes):
                 if remaining == ZERO:
-                    return x.astimezone(self.tz)
+                    return x
                 span = y - x
                 if span >= remaining:
-                    return (x + remaining).astimezone(self.tz)
+                    return x + remaining
                 remaining -= span
         raise NoOpenTime(self.name)  # pragma: no cover - open_intervals raises first
 
@@ -274,7 +276,7 @@ class AlwaysOpenCalendar(Calendar):
                 break
             remaining -= max(a - cursor, ZERO)
             cursor = b
-        return (cursor + remaining).astimezone(self.tz)
+        return cursor + remaining
 
 
 WEEKDAYS = (0, 1, 2, 3, 4)
