@@ -30,7 +30,12 @@ def utc(at: datetime, name: str = "datetime") -> datetime:
     """Aware, in UTC. Python subtracts and compares two datetimes of the same zone on the wall
     clock (a fall-back night would count 3 hours as 4), so arithmetic is done in UTC only, and
     only UTC is stored and returned; local time is for display."""
-    return require_aware(at, name).astimezone(UTC)
+    tz = at.tzinfo
+    if tz is UTC:
+        return at
+    if tz is None or at.utcoffset() is None:
+        raise NaiveDatetime(name)
+    return at.astimezone(UTC)
 
 
 def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:

@@ -142,9 +142,14 @@ class Clock:
 
     def outcome(self, calendars: Calendars, at: datetime) -> Outcome:
         """Where the clock stands at `at` (a running clock past its target is already breached)."""
-        spent = self.elapsed(calendars, at)
-        if spent > self.target:
-            return Outcome.BREACHED
+        at = utc(at, "at")
+        end = at if self.stopped_at is None else min(at, self.stopped_at)
+        # Up to the deadline, at most the target is spent: skip the calendar walk. After it, the
+        # walk decides (stopping at 19:00 after an 18:00 deadline with nothing open in between
+        # spends exactly the target: met).
+        if self.deadline is None or end > self.deadline:
+            if self.elapsed(calendars, at) > self.target:
+                return Outcome.BREACHED
         if self.stopped_at is None:
             return Outcome.RUNNING
         if self.stop_reason is StopReason.PRIORITY_CHANGED:

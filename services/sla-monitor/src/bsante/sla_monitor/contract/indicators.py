@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -274,7 +275,7 @@ AVAILABILITY = AvailabilityIndicator(
 )
 
 
-class Calendars:
+class Calendars(Mapping[CalendarKind, Calendar]):
     """The three calendars of the contract for one site (Alsace-Moselle or not), built once."""
 
     def __init__(self, *, alsace_moselle: bool = False) -> None:
@@ -287,3 +288,9 @@ class Calendars:
 
     def __getitem__(self, kind: CalendarKind) -> Calendar:
         return self._by_kind[kind]
+
+    def __iter__(self) -> Iterator[CalendarKind]:
+        return iter(self._by_kind)
+
+    def __len__(self) -> int:
+        return len(self._by_kind)
