@@ -177,9 +177,19 @@ def test_on_call_applies_to_blocking_incidents_opened_outside_service_hours() ->
     assert IndicatorId.INTERVENTION_ON_CALL in ids(night)
     assert IndicatorId.INTERVENTION not in ids(night)
     assert clock(night, IndicatorId.INTERVENTION_ON_CALL).deadline == paris(2026, 12, 9, 2)
+    # A minor incident at night waits for service hours: 1 h from Wednesday 08:00.
     minor_night = ticket(paris(2026, 12, 8, 22), Priority.MINEUR)
     assert IndicatorId.INTERVENTION_ON_CALL not in ids(minor_night)
-    assert IndicatorId.INTERVENTION not in ids(minor_night)
+    assert clock(minor_night, IndicatorId.INTERVENTION).deadline == paris(2026, 12, 9, 9)
+    # Raised to bloquant in the night: the on-call clock takes over from the change.
+    minor_night.change_priority(paris(2026, 12, 8, 23), Priority.BLOQUANT)
+    superseded = clock(minor_night, IndicatorId.INTERVENTION)
+    assert superseded.stop_reason is StopReason.PRIORITY_CHANGED
+    assert clock(minor_night, IndicatorId.INTERVENTION_ON_CALL).deadline == paris(2026, 12, 9, 3)
+    # In service hours a blocking incident gets the 1-hour intervention, not on-call.
+    day = ticket(paris(2026, 12, 8, 10))
+    assert IndicatorId.INTERVENTION in ids(day)
+    assert IndicatorId.INTERVENTION_ON_CALL not in ids(day)
 
 
 def test_waiting_for_customer_keeps_each_interval_and_extends_the_deadline() -> None:

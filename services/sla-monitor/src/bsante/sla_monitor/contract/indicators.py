@@ -56,14 +56,6 @@ class Event(StrEnum):
     RESTORED = "restored"
 
 
-class Applicability(StrEnum):
-    """When, relative to service hours, the ticket must have been opened for the indicator."""
-
-    ALWAYS = "always"
-    IN_SERVICE_HOURS = "in_service_hours"
-    OUTSIDE_SERVICE_HOURS = "outside_service_hours"
-
-
 class IndicatorId(StrEnum):
     AVAILABILITY = "availability"
     RESTORATION = "restoration"
@@ -89,6 +81,8 @@ class Indicator:
     `target` is the delay on `calendar`; `objective` the share of clocks that must meet it in a
     month (the contract only states 90 % for take-in; elsewhere every clock must meet it).
     `pausable`: waiting-for-customer intervals are kept out of the clock.
+    `on_call`: None for every ticket; True only for on-call tickets (a blocking incident opened
+    outside service hours), False for every other one.
     """
 
     id: IndicatorId
@@ -101,7 +95,7 @@ class Indicator:
     priorities: frozenset[Priority] = frozenset()  # empty: every priority
     categories: frozenset[Category] = frozenset()  # empty: every category
     phase: Phase | None = None
-    opened: Applicability = Applicability.ALWAYS
+    on_call: bool | None = None
     pausable: bool = False
 
     def applies(
@@ -119,16 +113,19 @@ class Indicator:
             return False
         if self.phase is not None and phase is not self.phase:
             return False
-        if self.opened is Applicability.IN_SERVICE_HOURS:
-            return opened_in_service_hours
-        if self.opened is Applicability.OUTSIDE_SERVICE_HOURS:
-            return not opened_in_service_hours
+        if self.on_call is not None:
+            return self.on_call is is_on_call(priority, opened_in_service_hours)
         return True
 
     @property
     def priority_bound(self) -> bool:
         """A priority change ends this indicator's clock and starts a new one."""
-        return bool(self.priorities)
+        return bool(self.priorities) or self.on_call is not None
+
+
+def is_on_call(priority: Priority, opened_in_service_hours: bool) -> bool:
+    """The on-call team answers blocking incidents outside service hours."""
+    return priority is Priority.BLOQUANT and not opened_in_service_hours
 
 
 AVAILABILITY_OBJECTIVE = 0.99
@@ -164,25 +161,24 @@ INDICATORS: tuple[Indicator, ...] = (
     ),
     Indicator(
         IndicatorId.INTERVENTION,
-        "Intervention sous 1 h en heures ouvrées",
+        "Intervention sous 1 h en heures de service",
         CalendarKind.SERVICE_HOURS,
         Event.OPENED,
         Event.INTERVENED,
         1 * _H,
         categories=frozenset({Category.INCIDENT}),
-        opened=Applicability.IN_SERVICE_HOURS,
+        on_call=False,
         pausable=True,
     ),
     Indicator(
         IndicatorId.INTERVENTION_ON_CALL,
-        "Intervention d'astreinte sous 4 h (incident bloquant hors heures ouvrées)",
+        "Intervention d'astreinte sous 4 h (incident bloquant hors heures de service)",
         CalendarKind.ALWAYS,
         Event.OPENED,
         Event.INTERVENED,
         4 * _H,
         categories=frozenset({Category.INCIDENT}),
-        priorities=frozenset({Priority.BLOQUANT}),
-        opened=Applicability.OUTSIDE_SERVICE_HOURS,
+        on_call=True,
         pausable=True,
     ),
     Indicator(

@@ -183,9 +183,9 @@ class Ticket(_Subject):
 
     def customer_replied(self, at: datetime) -> None:
         at = self._require("resume", at, frozenset({State.WAITING_FOR_CUSTOMER}))
-        assert self._resume_to is not None
+        resume_to = self._resume_to or State.TAKEN_IN  # always set by wait_for_customer
         self.clocks = [c.resume(at, self.calendars) if c.running else c for c in self.clocks]
-        self._record("customer_replied", at, self._resume_to)
+        self._record("customer_replied", at, resume_to)
         self._resume_to = None
 
     def change_priority(self, at: datetime, priority: Priority) -> None:
