@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bsante.sla_monitor.contract.calendars import PARIS
-from bsante.sla_monitor.contract.clocks import Outcome, StopReason, due_alerts
+from bsante.sla_monitor.contract.clocks import Outcome, StopReason, deadline_of, due_alerts
 from bsante.sla_monitor.contract.errors import (
     AlreadyDone,
     ClockStopped,
@@ -349,3 +349,19 @@ def test_alsace_moselle_tickets_use_their_own_holidays() -> None:
     assert clock(t, IndicatorId.QUALIFICATION).deadline == paris(2026, 12, 28, 11)
     general = ticket(paris(2026, 12, 24, 17), Priority.MINEUR, Category.REQUEST)
     assert clock(general, IndicatorId.QUALIFICATION).deadline == paris(2026, 12, 26, 11)
+
+
+def test_deadline_of_any_indicator_from_a_start_time() -> None:
+    thursday = paris(2026, 12, 24, 17)
+    assert deadline_of(IndicatorId.QUALIFICATION, thursday, CAL) == paris(2026, 12, 26, 11)
+    assert deadline_of(IndicatorId.RESTORATION, thursday, CAL) == paris(2026, 12, 24, 21)
+    assert deadline_of(IndicatorId.RESOLUTION_MAJEUR, thursday, CAL) == paris(2026, 12, 31, 17)
+    pause = [(paris(2026, 12, 26, 9), paris(2026, 12, 26, 10))]
+    assert deadline_of(IndicatorId.QUALIFICATION, thursday, CAL, pause) == paris(2026, 12, 26, 12)
+    # Take-in does not pause: the same pause changes nothing.
+    assert deadline_of(IndicatorId.TAKE_IN, thursday, CAL, pause) == paris(2026, 12, 24, 17, 30)
+    # It agrees with the clock a ticket records.
+    t = ticket(thursday, Priority.MINEUR, Category.REQUEST)
+    assert clock(t, IndicatorId.QUALIFICATION).deadline == deadline_of(
+        IndicatorId.QUALIFICATION, thursday, CAL
+    )

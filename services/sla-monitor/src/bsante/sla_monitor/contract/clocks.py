@@ -10,6 +10,7 @@ from enum import StrEnum
 from bsante.sla_monitor.contract.calendars import Interval, utc
 from bsante.sla_monitor.contract.errors import ClockStopped, TimeOutOfOrder
 from bsante.sla_monitor.contract.indicators import (
+    BY_ID,
     CalendarKind,
     Calendars,
     Indicator,
@@ -155,6 +156,18 @@ class Clock:
         if self.stop_reason is StopReason.PRIORITY_CHANGED:
             return Outcome.SUPERSEDED
         return Outcome.MET
+
+
+def deadline_of(
+    indicator: IndicatorId,
+    start: datetime,
+    calendars: Calendars,
+    pauses: Iterable[Interval] = (),
+) -> datetime:
+    """The deadline of `indicator` for a clock started at `start` with these pauses: the check
+    ops can run from outside against any ticket."""
+    spec = BY_ID[indicator]
+    return calendars[spec.calendar].add(start, spec.target, pauses if spec.pausable else ())
 
 
 @dataclass(frozen=True)
