@@ -48,6 +48,13 @@ class KitNotFound(LookupError):
 
 
 @dataclass(frozen=True)
+class Concept:
+    code: str
+    code_system: str
+    display_name: str
+
+
+@dataclass(frozen=True)
 class CisisKit:
     """The ANS test kit (TestContenuCDA): schema, schematrons, value sets, examples."""
 
@@ -96,6 +103,16 @@ class CisisKit:
         if not matches:
             raise KitNotFound(f"no value set {name} in the kit")
         return matches[0]
+
+    def value_set_concepts(self, name: str) -> dict[str, Concept]:
+        """The concepts of a `jeuxDeValeurs/` value set (SVS format), by code."""
+        tree = etree.parse(str(self.value_set(name)))
+        return {
+            node.get("code", ""): Concept(
+                node.get("code", ""), node.get("codeSystem", ""), node.get("displayName", "")
+            )
+            for node in tree.iter("{urn:ihe:iti:svs:2008}Concept")
+        }
 
     def example(self, name: str) -> Path:
         return self.root / "ExemplesCDA" / name
