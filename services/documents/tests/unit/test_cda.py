@@ -95,7 +95,9 @@ def test_author_custodian_legal_authenticator_and_performer() -> None:
     performer = _one(document, "h:documentationOf/h:serviceEvent/h:performer")
     assert performer.get("typeCode") == "PRF"
     assert _one(performer, "h:assignedEntity/h:id").get("extension") == "810001234567"
-    facility = _one(document, "h:componentOf/h:encompassingEncounter/h:location/h:healthCareFacility")
+    facility = _one(
+        document, "h:componentOf/h:encompassingEncounter/h:location/h:healthCareFacility"
+    )
     assert _one(facility, "h:id").get("extension") == "1750000001"
 
 

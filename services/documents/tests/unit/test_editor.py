@@ -135,7 +135,11 @@ def test_json_round_trip() -> None:
 
 
 def test_unknown_block_type_names_its_path() -> None:
-    raw = {"sections": [{"title": "S", "blocks": [{"type": "paragraph", "runs": []}, {"type": "video"}]}]}
+    raw = {
+        "sections": [
+            {"title": "S", "blocks": [{"type": "paragraph", "runs": []}, {"type": "video"}]}
+        ]
+    }
     with pytest.raises(ValidationError) as exc:
         parse_body(raw)
     assert _locs(exc) == [("sections", 0, "blocks", 1)]
@@ -154,7 +158,11 @@ def test_unknown_inline_kind_and_extra_keys_are_refused() -> None:
 def test_bad_merge_field_name_and_section_code() -> None:
     raw = {
         "sections": [
-            {"title": "S", "code": "LOINC", "blocks": [{"type": "merge_field", "field": "__class__"}]}
+            {
+                "title": "S",
+                "code": "LOINC",
+                "blocks": [{"type": "merge_field", "field": "__class__"}],
+            }
         ]
     }
     with pytest.raises(ValidationError) as exc:

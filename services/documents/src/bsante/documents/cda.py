@@ -310,7 +310,9 @@ def _telecoms(parent: etree._Element, telecoms: Sequence[Telecom]) -> None:
     if not telecoms:
         _sub(parent, "telecom", nullFlavor="NASK")
     for telecom in telecoms:
-        _sub(parent, "telecom", value=telecom.value, **({"use": telecom.use} if telecom.use else {}))
+        _sub(
+            parent, "telecom", value=telecom.value, **({"use": telecom.use} if telecom.use else {})
+        )
 
 
 def _record_target(record_target: etree._Element, patient: Patient) -> None:

@@ -276,9 +276,7 @@ def _load_schema(xsd: Path) -> etree.XMLSchema:
 @cache
 def _processor() -> Any:
     processor = saxonche.PySaxonProcessor(license=False)
-    processor.set_configuration_property(
-        "http://saxon.sf.net/feature/optimizationLevel", "-l"
-    )
+    processor.set_configuration_property("http://saxon.sf.net/feature/optimizationLevel", "-l")
     return processor
 
 

@@ -221,7 +221,9 @@ class DocumentBody(_Model):
         return found
 
 
-def parse_body(raw: str | bytes | Mapping[str, Any], limits: EditorLimits | None = None) -> DocumentBody:
+def parse_body(
+    raw: str | bytes | Mapping[str, Any], limits: EditorLimits | None = None
+) -> DocumentBody:
     """A validated body from its JSON (or already decoded JSON); `ValidationError` otherwise."""
     limits = limits or EditorLimits()
     context = {"limits": limits}
@@ -419,12 +421,9 @@ def to_cda_sections(body: DocumentBody, values: FieldValues | None = None) -> li
     return sections
 
 
-def to_cda_structured_body(
-    body: DocumentBody, values: FieldValues | None = None
-) -> etree._Element:
+def to_cda_structured_body(body: DocumentBody, values: FieldValues | None = None) -> etree._Element:
     """A `structuredBody` holding one `component/section` per section."""
     structured = etree.Element(_q("structuredBody"), nsmap={None: HL7})
     for section in to_cda_sections(body, values):
         etree.SubElement(structured, _q("component")).append(section)
     return structured
-

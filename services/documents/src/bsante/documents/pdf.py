@@ -1,4 +1,4 @@
-"""PDF/A-2b rendering of a report with WeasyPrint: letterhead, patient banner, page x / y, signature.
+"""PDF/A-2b report rendering with WeasyPrint: letterhead, patient banner, page x / y, signature.
 
 A plain synchronous function (WeasyPrint blocks for about a second): the service calls it in a
 worker thread, never on the event loop. The font is DejaVu Sans (Debian's fonts-dejavu-core),
@@ -145,10 +145,6 @@ _CSS = """
     content: "page " counter(page) " / " counter(pages);
     font-family: 'Report Sans'; font-size: 8pt; color: #444;
   }
-  @bottom-left {
-    content: string(patient-name);
-    font-family: 'Report Sans'; font-size: 8pt; color: #444;
-  }
 }
 html { font-family: 'Report Sans'; font-size: 10pt; line-height: 1.35; color: #111; }
 header.running { position: running(header); font-size: 8.5pt; }
@@ -156,18 +152,20 @@ header.running { position: running(header); font-size: 8.5pt; }
   padding-bottom: 2mm; }
 .letterhead .name { font-size: 12pt; font-weight: bold; color: #1d4e89; }
 .banner { margin-top: 2mm; padding: 1.5mm 2mm; background: #eef2f7; border: 0.5pt solid #9fb3cc; }
-.banner .patient { font-weight: bold; string-set: patient-name content(); }
+.banner .patient { font-weight: bold; }
 h1 { font-size: 14pt; margin: 0 0 4mm 0; color: #1d4e89; }
 h2 { font-size: 11.5pt; margin: 5mm 0 2mm 0; border-bottom: 0.5pt solid #bbb; }
 p { margin: 0 0 2mm 0; }
-table { border-collapse: collapse; width: 100%; margin: 2mm 0; font-size: 9pt; }
-th, td { border: 0.5pt solid #888; padding: 1mm 1.5mm; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; width: 100%; margin: 2mm 0; font-size: 8.5pt;
+  line-height: 1.2; }
+th, td { border: 0.5pt solid #888; padding: 0.5mm 1.5mm; text-align: left; vertical-align: top; }
 thead { display: table-header-group; }
 th { background: #eef2f7; }
 tr { break-inside: avoid; }
 .page-break { break-after: page; }
 .merge-field.unresolved { color: #a33; }
-.signature { margin-top: 10mm; break-inside: avoid; border-top: 0.5pt solid #bbb; padding-top: 3mm; }
+.signature { margin-top: 10mm; break-inside: avoid; border-top: 0.5pt solid #bbb;
+  padding-top: 3mm; }
 .signature .who { font-weight: bold; }
 """
 
@@ -197,6 +195,9 @@ def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None)
         else ""
     )
     ins = f" · INS {e(patient.ins)}" if patient.ins else ""
+    given = patient.used_given_name or patient.birth_given_names[0]
+    born_on = f"{'Né' if patient.sex == 'M' else 'Née'} le {patient.birth_date:%d/%m/%Y}"
+    address = _address_line(organisation)
     if page.signed_at is not None:
         signed = f"Signé électroniquement le {page.signed_at:%d/%m/%Y à %H:%M}"
     else:
@@ -206,11 +207,11 @@ def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None)
 <style>{_font_css(cache_dir)}{_CSS}</style></head><body>
 <header class="running">
   <div class="letterhead">
-    <div><div class="name">{e(organisation.name)}</div><div>{e(_address_line(organisation))}</div></div>
+    <div><div class="name">{e(organisation.name)}</div><div>{e(address)}</div></div>
     <div>FINESS {e(organisation.finess)}<br>{e(phone)}</div>
   </div>
-  <div class="banner"><span class="patient">{e(used)} {e(patient.used_given_name or patient.birth_given_names[0])}</span>{born}
-    · {"Né" if patient.sex == "M" else "Née"} le {patient.birth_date:%d/%m/%Y} · Sexe {e(patient.sex)}{ins}</div>
+  <div class="banner"><span class="patient">{e(used)} {e(given)}</span>{born}
+    · {born_on} · Sexe {e(patient.sex)}{ins}</div>
 </header>
 <h1>{e(page.title)}</h1>
 <p>Le {page.document_date:%d/%m/%Y}</p>

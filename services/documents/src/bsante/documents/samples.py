@@ -1,4 +1,4 @@
-"""Synthetic inputs (test identities of the ANS kit, fictitious structure) for tests, bench, demo."""
+"""Synthetic inputs (the ANS kit's test identity, a fictitious structure): tests, bench, demo."""
 
 from __future__ import annotations
 
