@@ -130,6 +130,10 @@ def test_inputs_are_validated() -> None:
         cda.DocumentMetadata.model_validate({**meta, "signed_at": datetime(2026, 1, 1)})
     with pytest.raises(ValidationError, match="names its parent_document_id"):
         cda.DocumentMetadata.model_validate({**meta, "version": 2})
+    organisation = samples.organisation().model_dump()
+    with pytest.raises(ValidationError) as exc:
+        cda.Organisation.model_validate({**organisation, "name": "Cabinet\x07"})
+    assert [e["loc"] for e in exc.value.errors()] == [("name",)]
 
 
 def test_document_types_and_codes_come_from_the_kit_value_sets(kit: CisisKit) -> None:

@@ -7,6 +7,7 @@ per session (the `validator` fixture); the kit has no schematron of its own for 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def test_our_n1_documents_pass(validator: ConformanceValidator, version: int) ->
     assert report.xsd_errors == []
     assert report.failed_asserts == []  # warnings included
     assert report.valid
+
+
+async def test_validation_runs_in_a_worker_thread(validator: ConformanceValidator) -> None:
+    # The service validates off the event loop; Saxon accepts calls from another thread.
+    document = cda.to_bytes(_document())
+    reports = await asyncio.gather(
+        asyncio.to_thread(validator.validate, document),
+        asyncio.to_thread(validator.validate, document),
+    )
+    assert [r.valid for r in reports] == [True, True]
 
 
 def test_a_document_without_ins_passes(validator: ConformanceValidator) -> None:

@@ -258,3 +258,27 @@ def test_document_body_is_immutable() -> None:
     body: DocumentBody = samples.body()
     with pytest.raises(ValidationError):
         body.sections[0].title = "changed"  # type: ignore[misc]
+
+
+def test_characters_xml_cannot_carry_are_refused_with_their_path() -> None:
+    raw = {
+        "sections": [
+            {
+                "title": "Titre\x01",
+                "blocks": [
+                    {"type": "paragraph", "runs": [{"text": "a\x00b"}]},
+                    {"type": "merge_field", "field": "patient.ipp", "label": "\x0b"},
+                ],
+            }
+        ]
+    }
+    with pytest.raises(ValidationError) as exc:
+        parse_body(raw)
+    assert _locs(exc) == [
+        ("sections", 0, "title"),
+        ("sections", 0, "blocks", 0, "paragraph", "runs", 0, "text", "text"),
+        ("sections", 0, "blocks", 1, "merge_field", "label"),
+    ]
+    assert exc.value.errors()[1]["msg"] == "character U+0000 at 1 cannot appear in a document"
+    # Tabs, newlines, accents and typographic characters are fine.
+    parse_body(_paragraph({"text": "a\tb\nc « é » — œ ≥ 3 µg"}))

@@ -10,6 +10,7 @@ new version, relatedDocument typeCode RPLC.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -53,7 +54,17 @@ DOCUMENT_TYPES: dict[str, str] = {
 _GENDER_DISPLAY = {"M": "Masculin", "F": "Féminin", "U": "Inconnu"}
 _CONFIDENTIALITY_DISPLAY = {"N": "Normal", "R": "Restreint", "V": "Très restreint"}
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Characters XML 1.0 cannot carry (lxml would refuse them at build time).
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+Text = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]+$",
+    ),
+]
 Oid = Annotated[str, StringConstraints(pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$", max_length=64)]
 
 
@@ -62,16 +73,18 @@ class _Model(BaseModel):
 
 
 class Address(_Model):
-    house_number: str | None = None
+    house_number: Text | None = None
     street_name: Text
-    unit_id: str | None = None
+    unit_id: Text | None = None
     postal_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{4,10}$")]
     city: Text
-    country: str | None = "FRANCE"
+    country: Text | None = "FRANCE"
 
 
 class Telecom(_Model):
-    value: Annotated[str, StringConstraints(pattern=r"^(tel|mailto|fax|http|https):.+$")]
+    value: Annotated[
+        str, StringConstraints(pattern=r"^(tel|mailto|fax|http|https):[^\s\x00-\x1f]{1,200}$")
+    ]
     use: Literal["H", "HP", "WP", "MC", "EC", "PG"] | None = None
 
 
@@ -80,7 +93,7 @@ class Patient(_Model):
 
     ins: Annotated[str, StringConstraints(pattern=r"^[0-9A-B]{13,15}$")] | None = None
     ins_oid: Oid | None = None
-    ipp: str | None = None
+    ipp: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.\-_]{1,64}$")] | None = None
     ipp_root: Oid | None = None
     birth_family_name: Text
     birth_given_names: list[Text] = Field(min_length=1, max_length=10)
@@ -91,7 +104,7 @@ class Patient(_Model):
     birthplace_cog: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9AB][0-9]{3}$")] | None = (
         None
     )
-    birthplace_city: str | None = None
+    birthplace_city: Text | None = None
     address: Address | None = None
     telecoms: list[Telecom] = Field(default_factory=list, max_length=10)
 
@@ -118,10 +131,10 @@ class Organisation(_Model):
     name: Text
     address: Address | None = None
     telecom: Telecom | None = None
-    facility_type_code: str = "SA07"
-    facility_type_display: str = "Cabinet individuel"
-    practice_setting_code: str = "AMBULATOIRE"
-    practice_setting_display: str = "Ambulatoire"
+    facility_type_code: Text = "SA07"
+    facility_type_display: Text = "Cabinet individuel"
+    practice_setting_code: Text = "AMBULATOIRE"
+    practice_setting_display: Text = "Ambulatoire"
 
     @property
     def struct_id_nat(self) -> str:
@@ -147,8 +160,8 @@ class Professional(_Model):
 
 
 class ServiceEvent(_Model):
-    code: str | None = None
-    code_display: str | None = None
+    code: Text | None = None
+    code_display: Text | None = None
     start: datetime
     end: datetime | None = None
 
@@ -160,7 +173,9 @@ class DocumentMetadata(_Model):
     document_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.\-]{1,64}$")]
     set_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.\-]{1,64}$")]
     version: int = Field(1, ge=1)
-    parent_document_id: str | None = None
+    parent_document_id: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.\-]{1,64}$")] | None
+    ) = None
     type_code: str
     title: Text
     effective_time: datetime

@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from bsante.documents.cda import HL7, LOINC
+from bsante.documents.cda import HL7, LOINC, XML_FORBIDDEN
 
 FieldName = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=100)
@@ -63,6 +63,18 @@ def _at_most(count: int, limit: int, what: str) -> None:
         )
 
 
+def _xml_text(value: str) -> str:
+    # The same text goes into CDA XML, which cannot hold most control characters.
+    bad = XML_FORBIDDEN.search(value)
+    if bad is not None:
+        raise PydanticCustomError(
+            "invalid_character",
+            "character {code} at {position} cannot appear in a document",
+            {"code": f"U+{ord(bad.group()):04X}", "position": bad.start()},
+        )
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,7 +90,7 @@ class TextRun(_Model):
     @classmethod
     def _text_size(cls, value: str, info: ValidationInfo) -> str:
         _at_most(len(value), _limits(info).max_text, "characters")
-        return value
+        return _xml_text(value)
 
 
 class FieldRun(_Model):
@@ -171,6 +183,11 @@ class MergeField(_Model):
     field: FieldName
     label: str | None = Field(None, max_length=200)
 
+    @field_validator("label")
+    @classmethod
+    def _label_text(cls, value: str | None) -> str | None:
+        return None if value is None else _xml_text(value)
+
 
 class PageBreak(_Model):
     type: Literal["page_break"]
@@ -191,7 +208,7 @@ class Section(_Model):
     @classmethod
     def _title_size(cls, value: str, info: ValidationInfo) -> str:
         _at_most(len(value), _limits(info).max_text, "characters")
-        return value
+        return _xml_text(value)
 
     @field_validator("blocks")
     @classmethod
