@@ -12,7 +12,14 @@ import pytest
 from fontTools.ttLib import TTFont
 
 from bsante.documents import editor, samples
-from bsante.documents.pdf import ReportPage, font_files, render_pdf, report_html, system_font_files
+from bsante.documents.pdf import (
+    ReportPage,
+    font_files,
+    render_body_pdf,
+    render_pdf,
+    report_html,
+    system_font_files,
+)
 
 
 def _page(signed: bool = True) -> ReportPage:
@@ -80,7 +87,7 @@ async def test_rendering_runs_in_a_worker_thread(tmp_path: Path) -> None:
     body = editor.parse_body(
         {"sections": [{"title": "Conclusion", "blocks": [{"type": "paragraph", "runs": []}]}]}
     )
-    data = await asyncio.to_thread(render_pdf, _page(signed=False), editor.to_html(body))
+    data = await asyncio.to_thread(render_body_pdf, _page(signed=False), body)
     assert len(_assert_pdfa(data, tmp_path).pages) == 1
 
 

@@ -285,13 +285,18 @@ def _xslt_processor() -> Any:
     return _processor().new_xslt30_processor()
 
 
+def _svrl_text(node: etree._Element) -> str:
+    text = node.find(f"{_SVRL}text")
+    return "" if text is None else " ".join("".join(text.itertext()).split())
+
+
 def _failed_asserts(svrl: bytes) -> list[FailedAssert]:
     report = etree.fromstring(svrl)
     return [
         FailedAssert(
             id=node.get("id"),
             location=node.get("location", ""),
-            text=" ".join("".join(node.findtext(f"{_SVRL}text") or "").split()),
+            text=_svrl_text(node),
             test=node.get("test", ""),
             role=node.get("role"),
         )

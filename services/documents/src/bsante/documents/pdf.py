@@ -23,6 +23,7 @@ from pathlib import Path
 import pikepdf
 
 from bsante.documents.cda import Organisation, Patient, Professional
+from bsante.documents.editor import DocumentBody, FieldValues, to_html
 from bsante.documents.paths import default_cache_dir
 
 FONT_FAMILY = "DejaVu Sans"
@@ -190,7 +191,7 @@ def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None)
     phone = organisation.telecom.value.removeprefix("tel:") if organisation.telecom else ""
     used = patient.used_family_name or patient.birth_family_name
     born = (
-        f" née {e(patient.birth_family_name)}"
+        f" {'né' if patient.sex == 'M' else 'née'} {e(patient.birth_family_name)}"
         if patient.used_family_name and patient.used_family_name != patient.birth_family_name
         else ""
     )
@@ -225,13 +226,28 @@ def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None)
 
 
 def render_pdf(page: ReportPage, body_html: str, *, cache_dir: Path | None = None) -> bytes:
-    """A PDF/A-2b of the report (blocking: run it in a worker thread)."""
+    """A PDF/A-2b of the report (blocking: run it in a worker thread).
+
+    `body_html` is trusted markup: the escaped output of `editor.to_html`.
+    """
     from weasyprint import HTML  # imported late: loading pango takes a noticeable moment
 
     document = HTML(string=report_html(page, body_html, cache_dir))
     rendered = document.write_pdf(pdf_variant="pdf/a-2b")
-    assert rendered is not None
+    if rendered is None:  # only when given a target to write to
+        raise RuntimeError("WeasyPrint returned no PDF")
     return _strip_empty_resources(rendered)
+
+
+def render_body_pdf(
+    page: ReportPage,
+    body: DocumentBody,
+    values: FieldValues | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> bytes:
+    """`render_pdf` of the editor body (merge fields replaced by `values`)."""
+    return render_pdf(page, to_html(body, values), cache_dir=cache_dir)
 
 
 def _strip_empty_resources(rendered: bytes) -> bytes:
