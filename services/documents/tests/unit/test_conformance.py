@@ -141,3 +141,17 @@ def test_without_the_variable_the_kit_is_found_walking_up(
     assert CisisKit.locate(repo).root == tmp_path / "shared" / "standards" / "ci-sis"
     with pytest.raises(KitNotFound):
         CisisKit.locate(Path("/"))
+
+
+def test_a_model_schematron_checks_its_own_model(
+    kit: CisisKit, validator: ConformanceValidator
+) -> None:
+    # The recipe holds for the model schematrons too (their value sets are found through the
+    # `../jeuxDeValeurs/` path variable): the DLU example passes, the FLUDT one does not.
+    dlu = kit.schematron("CI-SIS_DLU-EHPAD-DLU_2022.01.sch")
+    report = validator.validate(kit.example("DLU-EHPAD-DLU_2022.01.xml").read_bytes(), (dlu,))
+    assert report.valid, report
+    fludt = validator.validate_schematron(
+        kit.example("DLU-EHPAD-FLUDT_2022.01.xml").read_bytes(), dlu
+    )
+    assert any("1.2.250.1.213.1.1.1.22" in f.text for f in fludt), _texts(fludt)
