@@ -75,6 +75,9 @@ class ServiceEntry:
 @dataclass(frozen=True)
 class Manifest:
     services: tuple[ServiceEntry, ...]
+    # Parts that are libraries for now (installed and type-checked, not run or deployed),
+    # e.g. a service's domain toolkit before the service itself exists.
+    libraries: tuple[str, ...] = ()
 
     def get(self, name: str) -> ServiceEntry:
         for entry in self.services:
@@ -159,10 +162,17 @@ def parse(text: str) -> Manifest:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(f"{SOURCE}: {error}") from None
-    if set(document) != {"services"} or not isinstance(document["services"], dict):
-        raise ManifestError(f"{SOURCE}: expected only [services.<name>] tables")
+    if not set(document) <= {"services", "libraries"} or not isinstance(
+        document.get("services"), dict
+    ):
+        raise ManifestError(f"{SOURCE}: expected [services.<name>] tables and a libraries list")
     entries = tuple(_entry(name, raw) for name, raw in document["services"].items())
-    manifest = Manifest(entries)
+    libraries = document.get("libraries", [])
+    if not isinstance(libraries, list) or not all(
+        isinstance(f, str) and f.startswith("services/") for f in libraries
+    ):
+        raise ManifestError(f"{SOURCE}: libraries must list services/<folder> folders")
+    manifest = Manifest(entries, tuple(libraries))
     names = {e.name for e in entries}
     for entry in entries:
         unknown = sorted(set(entry.calls) - names)
@@ -194,12 +204,13 @@ BEGIN, END = f"# BEGIN {GENERATED}", "# END generated"
 
 
 def _parts(m: Manifest) -> str:
-    folders = " ".join(e.folder for e in m.services)
+    folders = " ".join([*(e.folder for e in m.services), *m.libraries])
     return f"PARTS  := contracts chassis {folders} platform"
 
 
 def _mypy_path(m: Manifest) -> str:
-    paths = ["contracts/src", "chassis/src", *(f"{e.folder}/src" for e in m.services)]
+    folders = [*(e.folder for e in m.services), *m.libraries]
+    paths = ["contracts/src", "chassis/src", *(f"{f}/src" for f in folders)]
     return f'mypy_path = "{":".join([*paths, "platform/src"])}"'
 
 

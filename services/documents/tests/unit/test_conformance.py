@@ -1,0 +1,157 @@
+"""CI-SIS conformance: the kit's example and our N1 documents pass; broken ones name the asserts.
+
+Needs the ANS kit (skipped with the reason when absent). structurationMinimale is compiled once
+per session (the `validator` fixture); the kit has no schematron of its own for the N1 model
+(`CI-SIS_*.sch` are the structured models), so structurationMinimale is what N1 is checked with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from bsante.documents import cda, samples
+from bsante.documents.conformance import (
+    KIT_ENV,
+    CisisKit,
+    ConformanceValidator,
+    FailedAssert,
+    KitNotFound,
+)
+
+NS = {"h": cda.HL7}
+EXAMPLE = "DOC_NON_STRUCTURE_CDA-R2-N1.xml"
+
+
+def _document(version: int = 1) -> etree._Element:
+    return cda.build_cda_n1(
+        samples.metadata(version=version), samples.patient(), samples.author(), b"%PDF-1.7\n"
+    )
+
+
+def _texts(failed: list[FailedAssert]) -> str:
+    return "\n".join(f.text for f in failed)
+
+
+def test_the_kit_example_passes(kit: CisisKit, validator: ConformanceValidator) -> None:
+    example = kit.example(EXAMPLE).read_bytes()
+    assert validator.validate_xsd(example) == []
+    assert validator.validate_schematron(example) == []
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_our_n1_documents_pass(validator: ConformanceValidator, version: int) -> None:
+    document = cda.to_bytes(_document(version))
+    report = validator.validate(document)
+    assert report.xsd_errors == []
+    assert report.failed_asserts == []  # warnings included
+    assert report.valid
+
+
+async def test_validation_runs_in_a_worker_thread(validator: ConformanceValidator) -> None:
+    # The service validates off the event loop; Saxon accepts calls from another thread.
+    document = cda.to_bytes(_document())
+    reports = await asyncio.gather(
+        asyncio.to_thread(validator.validate, document),
+        asyncio.to_thread(validator.validate, document),
+    )
+    assert [r.valid for r in reports] == [True, True]
+
+
+def test_a_document_without_ins_passes(validator: ConformanceValidator) -> None:
+    document = cda.build_cda_n1(
+        samples.metadata(), samples.patient(with_ins=False), samples.author(), b"%PDF"
+    )
+    assert validator.validate(document).valid
+
+
+def test_a_missing_author_fails_with_the_named_assert(validator: ConformanceValidator) -> None:
+    document = _document()
+    document.remove(document.find("h:author", NS))
+    failed = validator.validate_schematron(document)
+    assert any(
+        "element hl7:author[not(@nullFlavor)][hl7:assignedAuthor] is mandatory" in f.text
+        and f.is_error
+        for f in failed
+    ), _texts(failed)
+    assert validator.validate_xsd(document) != []  # author is required by CDA itself
+
+
+def test_a_wrong_document_type_fails_on_the_value_set(validator: ConformanceValidator) -> None:
+    document = _document()
+    document.find("h:code", NS).set("code", "99999-9")
+    failed = validator.validate_schematron(document)
+    codes = [f for f in failed if "JDV_J07_XdsTypeCode_CISIS" in f.text]
+    assert codes, _texts(failed)
+    assert codes[0].location.endswith("*[local-name()='code' and namespace-uri()='urn:hl7-org:v3']")
+    assert validator.validate_xsd(document) == []  # only the schematron knows the value set
+
+
+def test_extra_template_ids_break_the_n1_rule(validator: ConformanceValidator) -> None:
+    document = _document()
+    document.insert(5, etree.Element(f"{{{cda.HL7}}}templateId", root="1.2.250.1.213.1.1.1.5"))
+    failed = validator.validate_schematron(document)
+    assert any("seuls les trois templateId" in f.text for f in failed), _texts(failed)
+
+
+def test_schema_errors_carry_their_line(validator: ConformanceValidator) -> None:
+    document = _document()
+    document.insert(0, etree.Element(f"{{{cda.HL7}}}title"))  # before realmCode
+    errors = validator.validate_xsd(cda.to_bytes(document))
+    assert errors and errors[0].startswith("line ")
+
+
+def test_the_generated_stylesheet_is_reused_from_disk(
+    validator: ConformanceValidator, kit: CisisKit
+) -> None:
+    path = validator.compiled_xslt_path(kit.structuration_minimale)
+    before = path.stat().st_mtime_ns
+    other = ConformanceValidator(kit, validator.cache_dir)
+    assert other.compiled_xslt_path(kit.structuration_minimale) == path
+    assert path.stat().st_mtime_ns == before
+    # Kept in a mirror of the kit's folders, its xml:base pointing at the .sch for doc().
+    assert path.parent.name == "structurationMinimale"
+    root = etree.parse(str(path)).getroot()
+    assert root.get("version") == "2.0"
+    assert root.get("{http://www.w3.org/XML/1998/namespace}base") == (
+        kit.structuration_minimale.as_uri()
+    )
+
+
+def test_the_kit_location_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kit: CisisKit
+) -> None:
+    monkeypatch.setenv(KIT_ENV, str(tmp_path))
+    with pytest.raises(KitNotFound, match=KIT_ENV):
+        CisisKit.locate()
+    monkeypatch.setenv(KIT_ENV, str(kit.root))
+    assert CisisKit.locate() == kit
+
+
+def test_without_the_variable_the_kit_is_found_walking_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KIT_ENV, raising=False)
+    (tmp_path / "shared" / "standards" / "ci-sis" / "schematrons").mkdir(parents=True)
+    repo = tmp_path / "repo" / "services" / "documents"
+    repo.mkdir(parents=True)
+    assert CisisKit.locate(repo).root == tmp_path / "shared" / "standards" / "ci-sis"
+    with pytest.raises(KitNotFound):
+        CisisKit.locate(Path("/"))
+
+
+def test_a_model_schematron_checks_its_own_model(
+    kit: CisisKit, validator: ConformanceValidator
+) -> None:
+    # The recipe holds for the model schematrons too (their value sets are found through the
+    # `../jeuxDeValeurs/` path variable): the DLU example passes, the FLUDT one does not.
+    dlu = kit.schematron("CI-SIS_DLU-EHPAD-DLU_2022.01.sch")
+    report = validator.validate(kit.example("DLU-EHPAD-DLU_2022.01.xml").read_bytes(), (dlu,))
+    assert report.valid, report
+    fludt = validator.validate_schematron(
+        kit.example("DLU-EHPAD-FLUDT_2022.01.xml").read_bytes(), dlu
+    )
+    assert any("1.2.250.1.213.1.1.1.22" in f.text for f in fludt), _texts(fludt)
