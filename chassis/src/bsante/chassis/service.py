@@ -28,6 +28,7 @@ from bsante.chassis.settings import ServiceSettings
 from bsante.chassis.store import Store
 from bsante.chassis.store.factory import store_from_url
 from bsante.chassis.tracing import configure_tracing
+from bsante.chassis.web import install_web_conventions
 
 Hook = Callable[["Service"], Awaitable[None]]
 
@@ -105,12 +106,14 @@ class Service:
             RequestContextMiddleware,
             service=self.name,
             max_body_bytes=self.settings.max_body_bytes,
+            trusted_proxies=self.settings.trusted_proxies,
         )
         app.add_api_route("/health/live", self._live, methods=["GET"], tags=["health"])
         app.add_api_route("/health/ready", self._ready, methods=["GET"], tags=["health"])
         app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
         for router in routers:
             app.include_router(router)
+        install_web_conventions(app, self.settings)
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
         return app
 

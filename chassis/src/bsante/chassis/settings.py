@@ -26,3 +26,11 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, description="Larger request bodies get 413")
     log_level: str = "INFO"
     otlp_endpoint: str = Field("", description="OTLP/HTTP traces endpoint; empty = no export")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed by CORS (JSON list); none by default",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peers (IPs or networks) whose X-Forwarded-For is believed; none by default",
+    )

@@ -21,6 +21,14 @@ from bsante.sla_monitor.app import build as build_sla_monitor
 from bsante.sla_monitor.settings import SlaMonitorSettings
 
 
+# The usual origins of a front-end development server (Vite, Create React App, Next.js).
+DEV_ORIGINS = [
+    f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1")
+]
+# A development proxy on the same machine may forward requests with X-Forwarded-For.
+LOOPBACK = ["127.0.0.1/32", "::1/128"]
+
+
 def build_services(data: Path) -> dict[str, Service]:
     data = data.resolve()
     bus = f"embedded://{data}"
@@ -49,4 +57,5 @@ def build_services(data: Path) -> dict[str, Service]:
 
 def build_platform(data: Path) -> FastAPI:
     services = build_services(data)
-    return build_embedded(GatewaySettings(), services)
+    settings = GatewaySettings(cors_origins=DEV_ORIGINS, trusted_proxies=LOOPBACK)
+    return build_embedded(settings, services)

@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.metrics import metrics_endpoint
 from bsante.chassis.service import Service
 from bsante.chassis.tracing import inject_headers
+from bsante.chassis.web import install_web_conventions
 from bsante.gateway import openapi
 from bsante.gateway.settings import GatewaySettings
 
@@ -66,7 +66,10 @@ def _base_app(
     )
     install_problem_handlers(app)
     app.add_middleware(
-        RequestContextMiddleware, service="gateway", max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        service="gateway",
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
     )
 
     @app.get("/health/live", tags=["health"])
@@ -94,11 +97,9 @@ def _base_app(
     async def asyncapi_json() -> JSONResponse:
         return JSONResponse(asyncapi_document())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=TITLE)
-
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # Offline /docs and /redoc over the merged document, CORS, no slash redirects.
+    install_web_conventions(app, settings)
     return app
 
 

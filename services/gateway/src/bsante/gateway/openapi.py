@@ -5,19 +5,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bsante.chassis.openapi import SECURITY_SCHEME, SHARED_SCHEMAS
+
 REF = "#/components/schemas/"
 
 
 def _prefix_schema_names(document: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Service schemas get the service's prefix; the chassis' shared ones (Problem) keep
+    their name, so a client has one problem type."""
     text = json.dumps(document).replace(f'"{REF}', f'"{REF}{prefix}')
+    for shared in SHARED_SCHEMAS:
+        text = text.replace(f'"{REF}{prefix}{shared}"', f'"{REF}{shared}"')
     renamed: dict[str, Any] = json.loads(text)
     schemas = renamed.get("components", {}).get("schemas", {})
-    renamed.setdefault("components", {})["schemas"] = {prefix + k: v for k, v in schemas.items()}
+    renamed.setdefault("components", {})["schemas"] = {
+        (k if k in SHARED_SCHEMAS else prefix + k): v for k, v in schemas.items()
+    }
     return renamed
 
 
 def merge(title: str, version: str, documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Paths under /api/<service>, schema names prefixed by the service to stay unique."""
+    """Paths under /api/<service>, schema names prefixed by the service to stay unique.
+
+    Each operation keeps its own security requirement (public ones have none) and its
+    problem responses and headers, as the service's `bsante.chassis.openapi` declared them.
+    """
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -29,10 +41,9 @@ def merge(title: str, version: str, documents: dict[str, dict[str, Any]]) -> dic
         "components": {
             "schemas": {},
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
         },
-        "security": [{"bearer": []}],
         "tags": [],
     }
     for name, document in sorted(documents.items()):
