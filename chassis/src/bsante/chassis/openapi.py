@@ -104,6 +104,11 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
     return found
 
 
+def etag_response(status: int = 200) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that sends an ETag its response schema does not show."""
+    return {status: {"description": "Successful Response", "headers": {"ETag": HEADERS["ETag"]}}}
+
+
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
     for dep in dependant.dependencies:
         yield dep

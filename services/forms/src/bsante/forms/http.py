@@ -17,6 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from bsante.chassis.api import ServiceDep, etag, if_match_version
+from bsante.chassis.openapi import problems
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
 from bsante.chassis.messaging import UnitOfWork
@@ -31,7 +32,8 @@ from bsante.forms.engine import JSON, FieldDef, FormContext, FormDefinition, Pat
 from bsante.forms.patients import PatientDirectory
 from bsante.forms.vitals import AnyReading
 
-router = APIRouter()
+# Most routes ask the patient service about the patient: 503 when it does not answer.
+router = APIRouter(responses=problems(503))
 
 MAX_PERIOD = timedelta(days=366)
 DEFAULT_PERIOD = timedelta(days=30)
@@ -305,7 +307,7 @@ async def list_definitions(principal: Reader) -> list[DefinitionOut]:
 async def read_definition(
     form_id: str,
     principal: Reader,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=1_000)] = None,
 ) -> DefinitionOut:
     """One definition, the latest version unless `version` names an older one."""
     return _definition_out(_definition(form_id, version))
@@ -359,7 +361,7 @@ async def list_submissions(
     form_id: Annotated[str | None, Query(max_length=50)] = None,
     status: domain.Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> SubmissionList:
     """A patient's submissions, newest first, each telling which correction replaced it."""
     await _patient(request, principal, patient_id)
@@ -477,7 +479,12 @@ async def correct_submission(
     return _out(submission, version)
 
 
-@router.get("/submissions/{submission_id}/results", response_model=ResultsOut, tags=["submissions"])
+@router.get(
+    "/submissions/{submission_id}/results",
+    response_model=ResultsOut,
+    responses=problems(409),
+    tags=["submissions"],
+)
 async def read_results(submission_id: uuid.UUID, principal: Reader, svc: ServiceDep) -> ResultsOut:
     """The computed results (GIR, MMS total, quorum...) of a completed submission."""
     submission, _ = await _submission(svc, principal, submission_id)
@@ -652,15 +659,19 @@ async def _chart(
     return Response(image, media_type=MEDIA_TYPES[fmt], headers={"Cache-Control": "no-store"})
 
 
-IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/svg+xml": {}, "image/png": {}}, "description": "The chart"}
-}
+def _image_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The chart",
+        }
+    }
 
 
 @router.get(
     "/patients/{patient_id}/surveillance/chart.svg",
     response_class=Response,
-    responses=IMAGE_RESPONSES,
+    responses=_image_responses("image/svg+xml"),
     tags=["surveillance"],
 )
 async def surveillance_chart_svg(
@@ -678,7 +689,7 @@ async def surveillance_chart_svg(
 @router.get(
     "/patients/{patient_id}/surveillance/chart.png",
     response_class=Response,
-    responses=IMAGE_RESPONSES,
+    responses=_image_responses("image/png"),
     tags=["surveillance"],
 )
 async def surveillance_chart_png(

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bsante.chassis.openapi import SECURITY_SCHEME, SHARED_SCHEMAS
+from bsante.chassis.openapi import SECURITY_SCHEME, SHARED_SCHEMAS, problems
 
 REF = "#/components/schemas/"
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    return problems(status)[status]
 
 
 def _prefix_schema_names(document: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -50,6 +54,11 @@ def merge(title: str, version: str, documents: dict[str, dict[str, Any]]) -> dic
         prefix = "".join(part.capitalize() for part in name.split("-")) + "_"
         renamed = _prefix_schema_names(document, prefix)
         for path, item in renamed.get("paths", {}).items():
+            for operation in item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    # In the distributed topology the gateway answers 503 when a service
+                    # does not (upstream-down), on any operation.
+                    operation["responses"].setdefault("503", _problem_response(503))
             merged["paths"][f"/api/{name}{path}"] = item
         merged["components"]["schemas"].update(renamed.get("components", {}).get("schemas", {}))
         merged["tags"].append({"name": name, "description": document["info"]["title"]})

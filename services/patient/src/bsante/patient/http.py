@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from bsante.chassis.api import ServiceDep, etag, if_match_version, required_if_match
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
+from bsante.chassis.openapi import etag_response, problems
 from bsante.chassis.service import Service
 from bsante.contracts.events import VitaleCardRead
 from bsante.contracts.permissions import Action
@@ -208,7 +209,7 @@ async def read_history(patient_id: uuid.UUID, principal: Reader, svc: ServiceDep
     return HistoryOut(items=[h.model_dump(mode="json") for h in patient.history])
 
 
-@router.put("/{patient_id}/traits", response_model=PatientOut)
+@router.put("/{patient_id}/traits", response_model=PatientOut, responses=problems(428))
 async def correct_traits(
     patient_id: uuid.UUID,
     traits: TraitsIn,
@@ -230,7 +231,7 @@ async def correct_traits(
     return _out(response, patient, version)
 
 
-@router.put("/{patient_id}/contact", response_model=PatientOut)
+@router.put("/{patient_id}/contact", response_model=PatientOut, responses=problems(428))
 async def update_contact(
     patient_id: uuid.UUID,
     contact: Contact,
@@ -300,7 +301,11 @@ async def merge_patients(
     return _out(response, patient, version)
 
 
-@router.get("/{patient_id}/fhir", response_class=JSONResponse)
+class FhirJSONResponse(JSONResponse):
+    media_type = "application/fhir+json"
+
+
+@router.get("/{patient_id}/fhir", response_class=FhirJSONResponse, responses=etag_response())
 async def read_fhir(
     patient_id: uuid.UUID, principal: Reader, svc: ServiceDep, request: Request
 ) -> JSONResponse:

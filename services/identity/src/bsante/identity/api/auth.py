@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal
-from bsante.chassis.errors import DomainError, Unauthorized
+from bsante.chassis.errors import Forbidden, TooManyRequests, Unauthorized
+from bsante.chassis.openapi import problems
 from bsante.chassis.store import ConcurrencyConflict, DuplicateDocument, Query
 from bsante.contracts.events import UserLockedOut
 from bsante.identity import cps_login, sessions
@@ -64,12 +65,11 @@ def _response(pair: sessions.TokenPair) -> TokenResponse:
     )
 
 
-class TooManyAttempts(DomainError):
-    status = 429
+class TooManyAttempts(TooManyRequests):
     kind = "too-many-attempts"
 
 
-@router.post("/auth/token", response_model=TokenResponse)
+@router.post("/auth/token", response_model=TokenResponse, responses=problems(401, 429))
 async def login(
     body: PasswordLogin, svc: ServiceDep, settings: SettingsDep, keys: KeyRingDep
 ) -> Any:
@@ -92,6 +92,7 @@ async def login(
         seconds = max(1, int(remaining.total_seconds()) + 1)
         raise TooManyAttempts(
             f"Too many failed attempts; try again in {seconds} seconds",
+            retry_after=seconds,
             errors=[{"field": "username", "message": f"locked for {seconds} s"}],
         )
     found = await store.find("users", Query(where={"username": username}, limit=1))
@@ -132,7 +133,7 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
-@router.post("/auth/refresh", response_model=TokenResponse)
+@router.post("/auth/refresh", response_model=TokenResponse, responses=problems(401))
 async def refresh(
     body: RefreshRequest, svc: ServiceDep, settings: SettingsDep, keys: KeyRingDep
 ) -> Any:
@@ -155,7 +156,7 @@ class CpsChallengeOut(BaseModel):
     expires_at: datetime
 
 
-@router.post("/auth/cps/challenge", response_model=CpsChallengeOut)
+@router.post("/auth/cps/challenge", response_model=CpsChallengeOut, responses=problems(503))
 async def cps_challenge(
     svc: ServiceDep, settings: SettingsDep, verifier: CpsVerifierDep
 ) -> CpsChallengeOut:
@@ -182,7 +183,7 @@ class CpsLogin(BaseModel):
     structure_id: StructureId = None
 
 
-@router.post("/auth/cps/token", response_model=TokenResponse)
+@router.post("/auth/cps/token", response_model=TokenResponse, responses=problems(401, 503))
 async def cps_token(
     body: CpsLogin,
     svc: ServiceDep,
@@ -252,7 +253,11 @@ async def change_password(
         raise Unauthorized("Unknown account")
     user = User.from_json(doc.data)
     if not verify_password(user.password_hash, body.current_password):
-        raise Unauthorized("Wrong current password")
+        # Not 401: a client reads 401 as "session expired" and would log the user out.
+        raise Forbidden(
+            "Wrong current password",
+            errors=[{"field": "current_password", "message": "does not match"}],
+        )
     check_password_rules(body.new_password, username=user.username)
     user.password_hash = hash_password(body.new_password)
     async with svc.store.transaction() as tx:
