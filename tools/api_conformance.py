@@ -201,9 +201,7 @@ def run(
         *(extra or []),
     ]
     try:
-        result = subprocess.run(
-            command, cwd=work, capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, check=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if report is not None:

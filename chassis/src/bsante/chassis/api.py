@@ -61,3 +61,17 @@ def required_if_match(value: str | None) -> int:
             errors=[{"field": "If-Match", "message": "required"}],
         )
     return version
+
+
+def check_if_match(value: str | None, current: int) -> int:
+    """The version to write over: the one read when If-Match is absent; 412 when If-Match
+    names another one (evaluated before the write does any work, as RFC 9110 asks)."""
+    version = if_match_version(value)
+    if version is None:
+        return current
+    if version != current:
+        raise PreconditionFailed(
+            "The resource changed since the version named by If-Match; reload and retry",
+            errors=[{"field": "If-Match", "message": f"the current version is {current}"}],
+        )
+    return version

@@ -101,7 +101,9 @@ class RequestContextMiddleware:
             or caller_id(headers.get("x-correlation-id"))
             or str(uuid.uuid4())
         )
-        rid = context.request_id.get() or caller_id(headers.get("x-request-id")) or str(uuid.uuid4())
+        rid = (
+            context.request_id.get() or caller_id(headers.get("x-request-id")) or str(uuid.uuid4())
+        )
         client = scope.get("client")
         address = context.client_address.get() or client_address(
             client[0] if client else "", headers.get("x-forwarded-for"), self.trusted_proxies

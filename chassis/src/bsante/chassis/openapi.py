@@ -257,7 +257,7 @@ def build_document(app: FastAPI, base: Callable[[], dict[str, Any]]) -> dict[str
         (route.path_format, method.lower()): route
         for route in api_routes(app)
         if route.include_in_schema
-        for method in route.methods
+        for method in route.methods or ()
     }
     for path, item in document.get("paths", {}).items():
         for method, op in item.items():

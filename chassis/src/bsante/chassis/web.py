@@ -33,7 +33,9 @@ CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Correlation-Id", "
 
 def is_json_media_type(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def _json_body_route(app: FastAPI, scope: Scope) -> bool:
@@ -59,7 +61,9 @@ class JsonBodyMiddleware:
         if scope["type"] == "http" and scope["method"] in BODY_METHODS:
             headers = dict(scope["headers"])
             content_type = headers.get(b"content-type", b"").decode("latin-1")
-            has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+            has_body = (
+                headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+            )
             if (
                 content_type
                 and has_body
@@ -105,7 +109,9 @@ class ConditionalGetMiddleware:
             nonlocal not_modified
             if message["type"] == "http.response.start" and message["status"] == 200:
                 headers = message.get("headers", [])
-                current = next((v.decode("latin-1") for k, v in headers if k.lower() == b"etag"), None)
+                current = next(
+                    (v.decode("latin-1") for k, v in headers if k.lower() == b"etag"), None
+                )
                 if current is not None and ("*" in tags or current.removeprefix("W/") in tags):
                     not_modified = True
                     kept = [
@@ -151,4 +157,3 @@ def install_web_conventions(
         install_offline_docs(app, openapi_url=openapi_url, title=app.title)
     # Last: the outermost middleware, so every answer (errors included) carries CORS headers.
     install_cors(app, list(settings.cors_origins))
-

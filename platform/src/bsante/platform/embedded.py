@@ -20,7 +20,6 @@ from bsante.patient.settings import PatientSettings
 from bsante.sla_monitor.app import build as build_sla_monitor
 from bsante.sla_monitor.settings import SlaMonitorSettings
 
-
 # The usual origins of a front-end development server (Vite, Create React App, Next.js).
 DEV_ORIGINS = [
     f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1")

@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from bsante.chassis.api import ServiceDep, etag, if_match_version
-from bsante.chassis.openapi import problems
+from bsante.chassis.api import ServiceDep, check_if_match, etag
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
 from bsante.chassis.messaging import UnitOfWork
+from bsante.chassis.openapi import problems
 from bsante.chassis.service import Service
 from bsante.contracts.events import AccessAction
 from bsante.contracts.permissions import Action
@@ -191,8 +191,7 @@ def _out(s: Submission, version: int, superseded_by: str | None = None) -> Submi
 
 def _if_match(value: str | None, current: int) -> int:
     """The version the client read (If-Match), or the one just read when it sent none."""
-    version = if_match_version(value)
-    return current if version is None else version
+    return check_if_match(value, current)
 
 
 async def _patient(request: Request, principal: Principal, patient_id: uuid.UUID) -> PatientFacts:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
+from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import Limit, Offset, PageInfo, SettingsDep
 from bsante.identity.directory import model, repository
@@ -166,16 +167,16 @@ async def get_professional(
 class ProfessionalIn(BaseModel):
     rpps: str | None = Field(None, pattern=r"^[0-9]{11}$")
     adeli: str | None = Field(None, pattern=r"^[0-9A-Z]{9}$")
-    civility: str | None = Field(None, max_length=50)
-    last_name: str = Field(min_length=1, max_length=100)
-    first_name: str | None = Field(None, max_length=100)
+    civility: SafeText | None = Field(None, max_length=50)
+    last_name: SafeText = Field(min_length=1, max_length=100)
+    first_name: SafeText | None = Field(None, max_length=100)
     profession_code: str = Field(min_length=1, max_length=10, description="TRE_G15 code")
-    profession_label: str | None = Field(None, max_length=100)
+    profession_label: SafeText | None = Field(None, max_length=100)
     specialties: list[Specialty] = Field(default_factory=list, max_length=20)
     mssante: list[str] = Field(
         default_factory=list, max_length=10, description="MSSanté addresses (…@….mssante.fr)"
     )
-    city: str | None = Field(None, max_length=100)
+    city: SafeText | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
     def _identifier(self) -> ProfessionalIn:
@@ -268,10 +269,10 @@ class StructureIn(BaseModel):
     finess: str = Field(pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
     finess_kind: Literal["EJ", "ET"]
     legal_entity_finess: str | None = Field(None, pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     siret: str | None = Field(None, pattern=r"^[0-9]{14}$")
     postal_code: str | None = Field(None, pattern=r"^[0-9]{5}$")
-    city: str | None = Field(None, max_length=100)
+    city: SafeText | None = Field(None, max_length=100)
 
 
 @router.post("/structures", status_code=201, response_model=StructureOut)

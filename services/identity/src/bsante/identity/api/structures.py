@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.chassis.errors import DomainError, NotFound
+from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity import keys
 from bsante.identity.api.deps import KeyRingDep, SettingsDep
@@ -28,7 +29,7 @@ class TenantOut(BaseModel):
 
 
 class TenantIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     finess: str | None = Field(None, pattern=r"^(?:[0-9]{2}|2[AB])[0-9]{7}$")
 
 

@@ -14,6 +14,7 @@ from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import Conflict, DomainError, NotFound
 from bsante.chassis.messaging import UnitOfWork
 from bsante.chassis.store import Query
+from bsante.chassis.text import SafeText
 from bsante.contracts.events import RoleGranted, RoleRevoked, UserCreated, UserJoinedStructure
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import Limit, Offset, PageInfo
@@ -39,7 +40,7 @@ class UserIn(BaseModel):
     username: str = Field(
         min_length=3, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$", description="Login, an e-mail"
     )
-    display_name: str = Field(min_length=1, max_length=200)
+    display_name: SafeText = Field(min_length=1, max_length=200)
     password: str | None = Field(
         None, min_length=1, max_length=200, description="Omit for a CPS-card-only professional"
     )
