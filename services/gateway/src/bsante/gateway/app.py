@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.responses import JSONResponse, Response
 
+from bsante.chassis import context
 from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.metrics import metrics_endpoint
@@ -181,6 +182,10 @@ def build_proxy(settings: GatewaySettings) -> FastAPI:
         if base is None:
             return problem(404, f"No service named {service!r}")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # The services trust the gateway (their TRUSTED_PROXIES): hand them the client address
+        # the gateway validated and the correlation id it kept, never the caller's own values.
+        headers["x-forwarded-for"] = context.client_address.get() or ""
+        headers["x-correlation-id"] = context.current_correlation_id()
         headers = inject_headers(headers)
         try:
             upstream = await client.request(
