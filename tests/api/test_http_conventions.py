@@ -18,7 +18,7 @@ from kit import PATIENT, Platform
 
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
-from bsante.platform.embedded import DEV_ORIGINS, LOOPBACK, build_services
+from bsante.platform.embedded import build_services, demo_gateway_settings
 
 MEDECIN = ("medecin@tilleuls.demo", "Medecin-Tilleuls-2026")
 TOO_BIG = str(2**63)
@@ -56,8 +56,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     """The platform as the embedded demo configures it (CORS, loopback proxy trusted)."""
-    settings = GatewaySettings(cors_origins=DEV_ORIGINS, trusted_proxies=LOOPBACK)
-    async for started in _started(tmp_path_factory.mktemp("demo"), settings):
+    async for started in _started(tmp_path_factory.mktemp("demo"), demo_gateway_settings()):
         yield started
 
 
@@ -370,6 +369,12 @@ async def test_cors_allows_the_dev_origins_and_exposes_the_headers(demo: Platfor
     assert {"etag", "location", "retry-after", "x-correlation-id"} <= exposed
     stranger = await demo.client.get("/health/live", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in stranger.headers
+
+
+async def test_the_environment_overrides_the_demo_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", '["https://app.example"]')
+    assert demo_gateway_settings().cors_origins == ["https://app.example"]
+    assert demo_gateway_settings().trusted_proxies  # still the demo's loopback
 
 
 async def test_no_cors_by_default(platform: Platform) -> None:

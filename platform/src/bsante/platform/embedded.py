@@ -56,5 +56,14 @@ def build_services(data: Path) -> dict[str, Service]:
 
 def build_platform(data: Path) -> FastAPI:
     services = build_services(data)
-    settings = GatewaySettings(cors_origins=DEV_ORIGINS, trusted_proxies=LOOPBACK)
-    return build_embedded(settings, services)
+    return build_embedded(demo_gateway_settings(), services)
+
+
+def demo_gateway_settings() -> GatewaySettings:
+    """The gateway's settings, with the demo's defaults where the environment sets none
+    (GATEWAY_CORS_ORIGINS, GATEWAY_TRUSTED_PROXIES)."""
+    settings = GatewaySettings()
+    defaults = {"cors_origins": DEV_ORIGINS, "trusted_proxies": LOOPBACK}
+    return settings.model_copy(
+        update={k: v for k, v in defaults.items() if k not in settings.model_fields_set}
+    )
