@@ -183,6 +183,40 @@ async def test_every_integer_parameter_is_bounded_and_2_63_is_refused(platform: 
     assert response.status_code == 412
 
 
+def _unbounded_integers(
+    schemas: dict[str, Any], schema: dict[str, Any], path: str, seen: set[str]
+) -> list[str]:
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _unbounded_integers(schemas, schemas[name], name, seen)
+    found = []
+    if schema.get("type") == "integer" and "maximum" not in schema:
+        found.append(path)
+    for key, sub in schema.get("properties", {}).items():
+        found += _unbounded_integers(schemas, sub, f"{path}.{key}", seen)
+    for sub in [*schema.get("anyOf", []), *schema.get("allOf", []), *schema.get("oneOf", [])]:
+        found += _unbounded_integers(schemas, sub, path, seen)
+    if isinstance(schema.get("items"), dict):
+        found += _unbounded_integers(schemas, schema["items"], f"{path}[]", seen)
+    return found
+
+
+async def test_every_integer_of_a_request_body_is_bounded(platform: Platform) -> None:
+    document = await _document(platform)
+    schemas = document["components"]["schemas"]
+    unbounded = [
+        found
+        for path, method, op in _operations(document)
+        for media in op.get("requestBody", {}).get("content", {}).values()
+        for found in _unbounded_integers(schemas, media["schema"], f"{method} {path}", set())
+    ]
+    assert unbounded == []
+
+
 # -- conditional requests -------------------------------------------------------------------
 
 
