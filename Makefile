@@ -39,7 +39,8 @@ contracts: dev
 # The TypeScript client a front-end team would generate: openapi-typescript over the merged
 # OpenAPI document, then tsc over a typed call (clients/typescript/src/example.ts).
 $(CLIENT)/node_modules/.installed: $(CLIENT)/package.json
-	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q nodejs npm; }
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q nodejs npm; } \
+	  || { echo "make client needs Node.js and npm (apt-get install nodejs npm)" >&2; exit 1; }
 	cd $(CLIENT) && npm install --no-audit --no-fund --no-package-lock --silent
 	touch $@
 

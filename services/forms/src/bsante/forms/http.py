@@ -308,10 +308,14 @@ async def list_definitions(principal: Reader) -> list[DefinitionOut]:
 async def read_definition(
     form_id: str,
     principal: Reader,
+    response: Response,
     version: Annotated[int | None, Query(ge=1, le=1_000)] = None,
 ) -> DefinitionOut:
     """One definition, the latest version unless `version` names an older one."""
-    return _definition_out(_definition(form_id, version))
+    definition = _definition(form_id, version)
+    # A published version never changes: its number is a validator (If-None-Match → 304).
+    response.headers["ETag"] = etag(definition.version)
+    return _definition_out(definition)
 
 
 # -- submissions --------------------------------------------------------------------------------

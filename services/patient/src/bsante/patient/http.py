@@ -54,6 +54,12 @@ ConfirmNotDuplicate = Annotated[
 ]
 
 
+# 201 when the beneficiary's record is created, 200 when it existed.
+CREATED_OR_FOUND: dict[int | str, dict[str, Any]] = {
+    201: {"model": VitaleOutcome, "description": "Created"}
+}
+
+
 def _out(response: Response, patient: PatientRecord, version: int) -> PatientOut:
     response.headers["ETag"] = etag(version)
     return PatientOut.of(patient, version)
@@ -131,7 +137,7 @@ async def search_patients(
 # -- carte Vitale ---------------------------------------------------------------------------
 
 
-@router.post("/from-vitale", response_model=VitaleOutcome)
+@router.post("/from-vitale", response_model=VitaleOutcome, responses=CREATED_OR_FOUND)
 async def create_from_vitale(
     body: VitaleCreateIn, principal: Editor, svc: ServiceDep, insi: InsiDep, response: Response
 ) -> VitaleOutcome:
@@ -169,7 +175,9 @@ async def read_card(read_id: uuid.UUID, principal: Editor, svc: ServiceDep) -> d
     return {"read_id": str(read_id), **card.model_dump(), "beneficiaries": beneficiaries}
 
 
-@router.post("/card-reads/{read_id}/select", response_model=VitaleOutcome)
+@router.post(
+    "/card-reads/{read_id}/select", response_model=VitaleOutcome, responses=CREATED_OR_FOUND
+)
 async def select_beneficiary(
     read_id: uuid.UUID,
     body: VitaleSelectIn,
