@@ -68,7 +68,23 @@ def _out(response: Response, patient: PatientRecord, version: int) -> PatientOut
 # -- creation, search -----------------------------------------------------------------------
 
 
-@router.post("", status_code=201, response_model=PatientOut)
+NEW_PATIENT_EXAMPLE = {
+    "birth_name": "MARTIN",
+    "birth_given_names": "Jeanne Louise",
+    "sex": "F",
+    "birth_date": "1941-03-12",
+    "birth_place": "75056",
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PatientOut,
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"example": NEW_PATIENT_EXAMPLE}}}
+    },
+)
 async def create_patient(
     body: PatientIn,
     principal: Editor,
