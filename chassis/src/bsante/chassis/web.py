@@ -9,6 +9,7 @@ document rewritten by `bsante.chassis.openapi`.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,8 +39,8 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
-def _json_body_route(app: FastAPI, scope: Scope) -> bool:
-    for route in api_routes(app):
+def _json_body_route(routes: list[APIRoute], scope: Scope) -> bool:
+    for route in routes:
         match, _ = route.matches(scope)
         if match == Match.FULL:
             return route.body_field is not None
@@ -56,6 +57,13 @@ class JsonBodyMiddleware:
     def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        self._routes: list[APIRoute] | None = None
+
+    def routes(self) -> list[APIRoute]:
+        # Read once the app serves: every route is included by then.
+        if self._routes is None:
+            self._routes = api_routes(self.fastapi_app)
+        return self._routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in BODY_METHODS:
@@ -68,7 +76,7 @@ class JsonBodyMiddleware:
                 content_type
                 and has_body
                 and not is_json_media_type(content_type)
-                and _json_body_route(self.fastapi_app, scope)
+                and _json_body_route(self.routes(), scope)
             ):
                 response = problem(
                     415,
