@@ -7,7 +7,9 @@ PARTS  := contracts chassis services/identity services/patient services/sla-moni
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded clean debian-packages
+CLIENT := clients/typescript
+
+.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded clean debian-packages client fuzz
 
 $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +17,7 @@ $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark hypothesis
+	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark hypothesis schemathesis
 	touch $@
 
 # Debian libraries the documents toolkit loads (WeasyPrint: pango and harfbuzz's font subsetter;
@@ -47,8 +49,25 @@ contracts: dev
 	$(PY) -m bsante.contracts.generate
 	$(PY) -m bsante.contracts.manifest generate
 
-test: dev lint typecheck
+# The TypeScript client a front-end team would generate: openapi-typescript over the merged
+# OpenAPI document, then tsc over a typed call (clients/typescript/src/example.ts).
+$(CLIENT)/node_modules/.installed: $(CLIENT)/package.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q nodejs npm; } \
+	  || { echo "make client needs Node.js and npm (apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(CLIENT) && npm install --no-audit --no-fund --no-package-lock --silent
+	touch $@
+
+client: dev $(CLIENT)/node_modules/.installed
+	$(PY) tools/export_openapi.py $(CLIENT)/openapi.json
+	cd $(CLIENT) && npx --no-install openapi-typescript openapi.json -o src/api.d.ts
+	cd $(CLIENT) && npx --no-install tsc --noEmit -p .
+
+test: dev lint typecheck client
 	$(VENV)/bin/pytest -q
+
+# A longer schemathesis campaign (fuzzing and stateful phases too) as every demo role.
+fuzz: dev
+	$(PY) tools/api_conformance.py --max-time $(or $(FUZZ_SECONDS),120)
 
 bench: dev bench-tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider bench --benchmark-columns=min,mean,max,rounds

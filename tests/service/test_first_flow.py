@@ -111,7 +111,7 @@ async def test_usage_is_per_structure(platform: Platform) -> None:
     assert r.json()["total"] == 0
 
 
-async def test_a_stale_write_gets_409_and_changes_nothing(platform: Platform) -> None:
+async def test_a_stale_write_gets_412_and_changes_nothing(platform: Platform) -> None:
     headers = await platform.login()
     created = (await platform.create_patient(headers)).json()
     url = f"/api/patient/patients/{created['id']}/traits"
@@ -126,7 +126,7 @@ async def test_a_stale_write_gets_409_and_changes_nothing(platform: Platform) ->
     stale = await platform.client.put(
         url, json={**traits, "birth_given_names": "Mary"}, headers={**headers, "If-Match": '"1"'}
     )
-    assert stale.status_code == 409
+    assert stale.status_code == 412  # RFC 9110: the If-Match precondition failed
     assert stale.headers["content-type"] == "application/problem+json"
     current = await platform.client.get(f"/api/patient/patients/{created['id']}", headers=headers)
     assert current.json()["traits"]["first_birth_given_name"] == "Maria"

@@ -1,4 +1,8 @@
-"""HTTP helpers every service's routes share: the service dependency, ETags, If-Match."""
+"""HTTP helpers every service's routes share: the service dependency, ETags, If-Match.
+
+A stale If-Match is answered 412: the handler passes the version it names to the store's
+update, and the store's ConcurrencyConflict for that version becomes 412 (see `errors`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from bsante.chassis.errors import DomainError
+from bsante.chassis.errors import DomainError, PreconditionFailed
 from bsante.chassis.service import Service
 
 
@@ -38,6 +42,13 @@ def if_match_version(value: str | None) -> int | None:
             "If-Match must be the ETag of the version you read",
             errors=[{"field": "If-Match", "message": "not a version ETag"}],
         )
+    # Bounded before it reaches the store (SQLite integers stop at 2**63): no document
+    # reaches such a version, so the precondition fails.
+    if len(raw) > 18:
+        raise PreconditionFailed(
+            "If-Match names a version the resource never had",
+            errors=[{"field": "If-Match", "message": "not the current version"}],
+        )
     return int(raw)
 
 
@@ -48,5 +59,19 @@ def required_if_match(value: str | None) -> int:
         raise PreconditionRequired(
             "Send If-Match with the version you read (the ETag of GET)",
             errors=[{"field": "If-Match", "message": "required"}],
+        )
+    return version
+
+
+def check_if_match(value: str | None, current: int) -> int:
+    """The version to write over: the one read when If-Match is absent; 412 when If-Match
+    names another one (evaluated before the write does any work, as RFC 9110 asks)."""
+    version = if_match_version(value)
+    if version is None:
+        return current
+    if version != current:
+        raise PreconditionFailed(
+            "The resource changed since the version named by If-Match; reload and retry",
+            errors=[{"field": "If-Match", "message": f"the current version is {current}"}],
         )
     return version

@@ -25,9 +25,11 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    412: "Precondition Failed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    428: "Precondition Required",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -64,6 +66,42 @@ class Forbidden(DomainError):
 class Unauthorized(DomainError):
     status = 401
     kind = "unauthorized"
+
+
+class PreconditionFailed(DomainError):
+    """The version named by If-Match is not the current one (RFC 9110: 412)."""
+
+    status = 412
+    kind = "precondition-failed"
+
+
+class TooManyRequests(DomainError):
+    """429, with the seconds to wait in Retry-After."""
+
+    status = 429
+    kind = "too-many-requests"
+
+    def __init__(
+        self, detail: str, *, retry_after: int, errors: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        super().__init__(detail, errors=errors)
+        self.retry_after = max(1, retry_after)
+
+
+def _headers_of(exc: DomainError) -> dict[str, str] | None:
+    if exc.status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
+def named_version(if_match: str | None) -> int | None:
+    """The version an If-Match header names (None when absent or not a version ETag)."""
+    if if_match is None:
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
 
 # --- Neutral refusals: what went wrong, in domain terms; `REFUSAL_STATUS` says how HTTP reports
@@ -196,7 +234,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = _headers_of(exc)
         return problem(
             exc.status,
             exc.detail,
@@ -223,6 +261,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ConcurrencyConflict)
     async def _conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
+        # The store refused the version the client named in If-Match: its precondition
+        # failed (412). Without If-Match the conflict is between two concurrent writes (409).
+        if named_version(request.headers.get("if-match")) == exc.expected:
+            return problem(
+                412,
+                "The resource changed since the version named by If-Match; reload and retry",
+                kind="precondition-failed",
+                errors=[{"field": "If-Match", "message": "not the current version"}],
+                instance=request.url.path,
+            )
         return problem(
             409,
             "The resource changed since you read it; reload and retry",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -31,6 +34,54 @@ def _route_limit(scope: Scope, default: int) -> int:
     return limit if isinstance(limit, int) else default
 
 
+# What a caller may name its request with; anything else is replaced by a fresh id before it
+# is echoed or logged (a 50 kB or multi-line id would flood logs and responses).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+MAX_FORWARDED_CHARS = 1_000
+MAX_FORWARDED_HOPS = 20
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def caller_id(value: str | None) -> str | None:
+    """The caller's correlation or request id if it is well-formed, else None."""
+    return value if value is not None and REQUEST_ID.fullmatch(value) else None
+
+
+def parse_networks(entries: Sequence[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+
+
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
+    """The caller's address: X-Forwarded-For is believed only from a trusted proxy.
+
+    Walking the list from the right, the first address that is not a trusted proxy is the
+    client; a malformed or oversized header leaves the direct peer.
+    """
+    peer_ip = _ip(peer)
+    if not forwarded_for or peer_ip is None or not any(peer_ip in n for n in trusted):
+        return peer
+    if len(forwarded_for) > MAX_FORWARDED_CHARS:
+        return peer
+    hops = [h for h in forwarded_for.split(",") if h.strip()][-MAX_FORWARDED_HOPS:]
+    address = peer_ip
+    for hop in reversed(hops):
+        ip = _ip(hop)
+        if ip is None:
+            break
+        address = ip
+        if not any(ip in n for n in trusted):
+            break
+    return str(address)
+
+
 class BodyTooLarge(HTTPException):
     """Raised from `receive`: an HTTPException, so FastAPI's body parsing lets it through."""
 
@@ -55,7 +106,13 @@ class RequestContextMiddleware:
     """Correlation and request ids, client address, body size limit, metrics, access log."""
 
     def __init__(
-        self, app: ASGIApp, *, service: str, max_body_bytes: int, record: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        max_body_bytes: int,
+        trusted_proxies: Sequence[str] = (),
+        record: bool = True,
     ) -> None:
         self.app = app
         self.service = service
@@ -63,6 +120,7 @@ class RequestContextMiddleware:
         # False where the app inside records the request itself (the embedded gateway's
         # pass-through to a mounted service): one access log line and one metric per request.
         self.record = record
+        self.trusted_proxies = parse_networks(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,13 +128,18 @@ class RequestContextMiddleware:
             return
         headers = _wanted_headers(scope)
         # Nested apps (the embedded gateway mounts the services) keep the outer request's ids.
-        cid = headers.get("x-correlation-id") or context.correlation_id.get() or new_id()
-        rid = headers.get("x-request-id") or context.request_id.get() or new_id()
+        cid = (
+            context.correlation_id.get() or caller_id(headers.get("x-correlation-id")) or new_id()
+        )
+        rid = context.request_id.get() or caller_id(headers.get("x-request-id")) or new_id()
         client = scope.get("client")
+        address = context.client_address.get() or client_address(
+            client[0] if client else "", headers.get("x-forwarded-for"), self.trusted_proxies
+        )
         tokens = (
-            context.correlation_id.set(cid[:200]),
-            context.request_id.set(rid[:200]),
-            context.client_address.set(headers.get("x-forwarded-for", client[0] if client else "")),
+            context.correlation_id.set(cid),
+            context.request_id.set(rid),
+            context.client_address.set(address),
         )
         declared = headers.get("content-length", "")
         start = time.perf_counter()

@@ -38,6 +38,7 @@ from bsante.chassis.store import Store
 from bsante.chassis.store.factory import store_from_url
 from bsante.chassis.tasks import LongRunning, Periodic, SupervisedTask, Supervisor
 from bsante.chassis.tracing import configure_tracing
+from bsante.chassis.web import install_web_conventions
 
 # The default lets code that reads only the common settings write plain `Service`.
 S = TypeVar("S", bound=ServiceSettings, default=ServiceSettings)
@@ -300,6 +301,7 @@ class Service(Generic[S]):
             RequestContextMiddleware,
             service=self.name,
             max_body_bytes=self.settings.max_body_bytes,
+            trusted_proxies=self.settings.trusted_proxies,
         )
         app.add_api_route("/health/live", self._live, methods=["GET"], tags=["health"])
         app.add_api_route("/health/ready", self._ready, methods=["GET"], tags=["health"])
@@ -310,6 +312,7 @@ class Service(Generic[S]):
             app.include_router(outbox_ops_router(self._messaging))
         if self.jobs is not None:
             app.include_router(jobs_router(self.store))
+        install_web_conventions(app, self.settings)
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
         return app
 

@@ -62,3 +62,11 @@ class ServiceSettings(BaseSettings):
     service_client_secret_file: str = Field(
         "", description="File holding the client secret, read when the secret setting is empty"
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed by CORS (JSON list); none by default",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peers (IPs or networks) whose X-Forwarded-For is believed; none by default",
+    )

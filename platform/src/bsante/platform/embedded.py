@@ -20,6 +20,13 @@ from bsante.gateway.settings import GatewaySettings
 
 Builder = Callable[[EmbeddedContext], Service[Any]]
 
+# The usual origins of a front-end development server (Vite, Create React App, Next.js).
+DEV_ORIGINS = [
+    f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1")
+]
+# A development proxy on the same machine may forward requests with X-Forwarded-For.
+LOOPBACK = ["127.0.0.1/32", "::1/128"]
+
 
 def build_services(data: Path, manifest: Manifest | None = None) -> dict[str, Service[Any]]:
     context = EmbeddedContext(data)
@@ -43,4 +50,14 @@ def build_services(data: Path, manifest: Manifest | None = None) -> dict[str, Se
 
 def build_platform(data: Path) -> FastAPI:
     services = build_services(data)
-    return build_embedded(GatewaySettings(), services)
+    return build_embedded(demo_gateway_settings(), services)
+
+
+def demo_gateway_settings() -> GatewaySettings:
+    """The gateway's settings, with the demo's defaults where the environment sets none
+    (GATEWAY_CORS_ORIGINS, GATEWAY_TRUSTED_PROXIES)."""
+    settings = GatewaySettings()
+    defaults = {"cors_origins": DEV_ORIGINS, "trusted_proxies": LOOPBACK}
+    return settings.model_copy(
+        update={k: v for k, v in defaults.items() if k not in settings.model_fields_set}
+    )

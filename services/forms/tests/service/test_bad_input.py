@@ -79,4 +79,4 @@ async def test_a_refused_completion_writes_nothing(forms: Forms) -> None:
         json={"answers": AGGIR_GIR2},
         headers={**headers, "If-Match": '"7"'},
     )
-    assert stale.status_code == 409
+    assert stale.status_code == 412  # the If-Match precondition failed

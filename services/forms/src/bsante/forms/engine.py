@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bsante.chassis.text import unsafe_character
+
 JSON = dict[str, Any]
 TEXT_MAX: Final = 4000
 # Tolerated advance of a typed date-time over the server clock (devices drift).
@@ -293,6 +295,8 @@ def check_value(
             limit = f.max_length or TEXT_MAX
             if len(value) > limit:
                 return fail(f"is longer than {limit} characters", "string_too_long")
+            if unsafe_character(value, multiline=True) is not None:
+                return fail("contains a forbidden control or bidirectional character")
             return value, []
         case FieldType.INTEGER | FieldType.NUMBER:
             integral = f.type is FieldType.INTEGER

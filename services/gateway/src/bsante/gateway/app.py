@@ -16,16 +16,17 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bsante.chassis import context
 from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.metrics import metrics_endpoint
 from bsante.chassis.service import Service
 from bsante.chassis.tracing import inject_headers
+from bsante.chassis.web import install_web_conventions
 from bsante.gateway import openapi
 from bsante.gateway.settings import GatewaySettings
 
@@ -68,7 +69,10 @@ def _base_app(
     )
     install_problem_handlers(app)
     app.add_middleware(
-        RequestContextMiddleware, service="gateway", max_body_bytes=settings.max_body_bytes
+        RequestContextMiddleware,
+        service="gateway",
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
     )
 
     @app.get("/health/live", tags=["health"])
@@ -96,11 +100,9 @@ def _base_app(
     async def asyncapi_json() -> JSONResponse:
         return JSONResponse(asyncapi_document())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=TITLE)
-
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # Offline /docs and /redoc over the merged document, CORS, no slash redirects.
+    install_web_conventions(app, settings)
     return app
 
 
@@ -117,7 +119,11 @@ class EmbeddedGateway(FastAPI):
         self._service_apps = {f"/api/{name}": app for name, app in apps.items()}
         self._limits = {
             prefix: RequestContextMiddleware(
-                app, service="gateway", max_body_bytes=settings.max_body_bytes, record=False
+                app,
+                service="gateway",
+                max_body_bytes=settings.max_body_bytes,
+                trusted_proxies=settings.trusted_proxies,
+                record=False,
             )
             for prefix, app in self._service_apps.items()
         }
@@ -224,6 +230,10 @@ def build_proxy(settings: GatewaySettings) -> FastAPI:
         if base is None:
             return problem(404, f"No service named {service!r}")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # The services trust the gateway (their TRUSTED_PROXIES): hand them the client address
+        # the gateway validated and the correlation id it kept, never the caller's own values.
+        headers["x-forwarded-for"] = context.client_address.get() or ""
+        headers["x-correlation-id"] = context.current_correlation_id()
         headers = inject_headers(headers)
         try:
             upstream = await client.request(

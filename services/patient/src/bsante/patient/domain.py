@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bsante.chassis.text import search_key
+from bsante.chassis.text import SafeText, search_key
 from bsante.patient.identity.nir import Ins, InsOid
 from bsante.patient.identity.status import (
     CompanionDocument,
@@ -97,10 +97,10 @@ class Traits(BaseModel):
 class Address(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lines: list[str] = Field(default_factory=list, max_length=3)
+    lines: list[SafeText] = Field(default_factory=list, max_length=3)
     postal_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")
-    city: str | None = Field(default=None, max_length=100)
-    country: str | None = Field(default=None, max_length=100)
+    city: SafeText | None = Field(default=None, max_length=100)
+    country: SafeText | None = Field(default=None, max_length=100)
 
 
 class Contact(BaseModel):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from bsante.chassis.api import ServiceDep, etag, if_match_version, required_if_match
 from bsante.chassis.auth import Principal, allowed
+from bsante.chassis.openapi import etag_response, problems
 from bsante.chassis.service import service_settings
 from bsante.contracts.permissions import Action
 from bsante.patient.domain import Contact, PatientRecord
@@ -61,6 +62,12 @@ ConfirmNirBirthPlace = Annotated[
 ]
 
 
+# 201 when the beneficiary's record is created, 200 when it existed.
+CREATED_OR_FOUND: dict[int | str, dict[str, Any]] = {
+    201: {"model": VitaleOutcome, "description": "Created"}
+}
+
+
 def _out(response: Response, patient: PatientRecord, version: int) -> PatientOut:
     response.headers["ETag"] = etag(version)
     return PatientOut.of(patient, version)
@@ -69,7 +76,23 @@ def _out(response: Response, patient: PatientRecord, version: int) -> PatientOut
 # -- creation, search -----------------------------------------------------------------------
 
 
-@router.post("", status_code=201, response_model=PatientOut)
+NEW_PATIENT_EXAMPLE = {
+    "birth_name": "MARTIN",
+    "birth_given_names": "Jeanne Louise",
+    "sex": "F",
+    "birth_date": "1941-03-12",
+    "birth_place": "75056",
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PatientOut,
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"example": NEW_PATIENT_EXAMPLE}}}
+    },
+)
 async def create_patient(
     body: PatientIn,
     principal: Editor,
@@ -130,7 +153,7 @@ async def search_patients(
 # -- carte Vitale ---------------------------------------------------------------------------
 
 
-@router.post("/from-vitale", response_model=VitaleOutcome)
+@router.post("/from-vitale", response_model=VitaleOutcome, responses=CREATED_OR_FOUND)
 async def create_from_vitale(
     body: VitaleCreateIn, principal: Editor, ports: PortsDep, insi: InsiDep, response: Response
 ) -> VitaleOutcome:
@@ -150,7 +173,9 @@ async def read_card(read_id: uuid.UUID, principal: Editor, ports: PortsDep) -> d
     return await vitale.read_card(ports, principal, read_id)
 
 
-@router.post("/card-reads/{read_id}/select", response_model=VitaleOutcome)
+@router.post(
+    "/card-reads/{read_id}/select", response_model=VitaleOutcome, responses=CREATED_OR_FOUND
+)
 async def select_beneficiary(
     read_id: uuid.UUID,
     body: VitaleSelectIn,
@@ -192,7 +217,7 @@ async def read_history(patient_id: uuid.UUID, principal: Reader, ports: PortsDep
     return HistoryOut(items=[h.model_dump(mode="json") for h in patient.history])
 
 
-@router.put("/{patient_id}/traits", response_model=PatientOut)
+@router.put("/{patient_id}/traits", response_model=PatientOut, responses=problems(428))
 async def correct_traits(
     patient_id: uuid.UUID,
     traits: TraitsIn,
@@ -216,7 +241,7 @@ async def correct_traits(
     return _out(response, patient, version)
 
 
-@router.put("/{patient_id}/contact", response_model=PatientOut)
+@router.put("/{patient_id}/contact", response_model=PatientOut, responses=problems(428))
 async def update_contact(
     patient_id: uuid.UUID,
     contact: Contact,
@@ -286,7 +311,11 @@ async def merge_patients(
     return _out(response, patient, version)
 
 
-@router.get("/{patient_id}/fhir", response_class=JSONResponse)
+class FhirJSONResponse(JSONResponse):
+    media_type = "application/fhir+json"
+
+
+@router.get("/{patient_id}/fhir", response_class=FhirJSONResponse, responses=etag_response())
 async def read_fhir(
     patient_id: uuid.UUID,
     principal: Reader,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from bsante.chassis.text import SafeMultilineText, SafeText
 from bsante.contracts.events import VitaleCardRead
 from bsante.patient.annotations import CorrespondentRole, Visibility, check_rpps
 from bsante.patient.domain import (
@@ -266,7 +267,7 @@ class VitaleOutcome(BaseModel):
 class PostItIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=500)
+    text: SafeMultilineText = Field(min_length=1, max_length=500)
     visibility: Visibility = "structure"
 
 
@@ -275,7 +276,7 @@ class CorrespondentIn(BaseModel):
 
     rpps: str = Field(max_length=20)
     role: CorrespondentRole
-    display_name: str = Field(min_length=1, max_length=200)
-    specialty: str | None = Field(default=None, max_length=100)
+    display_name: SafeText = Field(min_length=1, max_length=200)
+    specialty: SafeText | None = Field(default=None, max_length=100)
 
     _rpps = field_validator("rpps")(check_rpps)

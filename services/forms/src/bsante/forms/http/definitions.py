@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+
+from bsante.chassis.api import etag
 
 from bsante.forms.handlers import views
 from bsante.forms.http.deps import DefinitionReader
@@ -23,7 +25,11 @@ async def list_definitions(principal: DefinitionReader) -> list[DefinitionOut]:
 async def read_definition(
     form_id: str,
     principal: DefinitionReader,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    response: Response,
+    version: Annotated[int | None, Query(ge=1, le=1_000)] = None,
 ) -> DefinitionOut:
     """One definition, the latest version unless `version` names an older one."""
-    return definition_out(views.read_definition(form_id, version))
+    definition = views.read_definition(form_id, version)
+    # A published version never changes: its number is a validator (If-None-Match → 304).
+    response.headers["ETag"] = etag(definition.version)
+    return definition_out(definition)

@@ -81,9 +81,13 @@ async def surveillance_readings(
 
 
 MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
-IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/svg+xml": {}, "image/png": {}}, "description": "The chart"}
-}
+def _image_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The chart",
+        }
+    }
 
 
 async def _chart(
@@ -104,7 +108,7 @@ async def _chart(
 @router.get(
     "/patients/{patient_id}/surveillance/chart.svg",
     response_class=Response,
-    responses=IMAGE_RESPONSES,
+    responses=_image_responses("image/svg+xml"),
     tags=["surveillance"],
 )
 async def surveillance_chart_svg(
@@ -123,7 +127,7 @@ async def surveillance_chart_svg(
 @router.get(
     "/patients/{patient_id}/surveillance/chart.png",
     response_class=Response,
-    responses=IMAGE_RESPONSES,
+    responses=_image_responses("image/png"),
     tags=["surveillance"],
 )
 async def surveillance_chart_png(

@@ -51,7 +51,9 @@ class NewSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     form_id: str = Field(max_length=50)
-    version: int | None = Field(None, ge=1, description="Definition version; default the latest")
+    version: int | None = Field(
+        None, ge=1, le=1_000, description="Definition version; default the latest"
+    )
     answers: dict[str, Any] = Field(default_factory=dict)
     complete: bool = Field(False, description="Complete at once instead of keeping a draft")
 

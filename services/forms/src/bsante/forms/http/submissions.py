@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from bsante.chassis.api import etag
+from bsante.chassis.openapi import problems
 from bsante.forms import domain
 from bsante.forms.handlers import submissions
 from bsante.forms.http.deps import (
@@ -78,7 +79,7 @@ async def list_submissions(
     form_id: Annotated[str | None, Query(max_length=50)] = None,
     status: domain.Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> SubmissionList:
     """A patient's submissions, newest first, each telling which correction replaced it."""
     found = await submissions.list_for_patient(
@@ -161,7 +162,12 @@ async def correct_submission(
     return _sent(response, saved, created=True)
 
 
-@router.get("/submissions/{submission_id}/results", response_model=ResultsOut, tags=["submissions"])
+@router.get(
+    "/submissions/{submission_id}/results",
+    response_model=ResultsOut,
+    responses=problems(409),
+    tags=["submissions"],
+)
 async def read_results(
     submission_id: uuid.UUID, principal: Reader, ports: PortsDep, request: Request
 ) -> ResultsOut:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal
+from bsante.chassis.openapi import problems
 from bsante.identity import cps_login
 from bsante.identity.api.deps import (
     AccountsDep,
@@ -63,7 +64,7 @@ def _response(pair: sessions.TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/auth/token", response_model=TokenResponse)
+@router.post("/auth/token", response_model=TokenResponse, responses=problems(401, 429))
 async def login(
     body: PasswordLogin,
     ports: SessionPortsDep,
@@ -90,7 +91,7 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
-@router.post("/auth/refresh", response_model=TokenResponse)
+@router.post("/auth/refresh", response_model=TokenResponse, responses=problems(401))
 async def refresh(body: RefreshRequest, ports: SessionPortsDep) -> Any:
     """Exchange a refresh token for a new access token and a new refresh token.
 
@@ -113,7 +114,7 @@ class CpsChallengeOut(BaseModel):
     expires_at: datetime
 
 
-@router.post("/auth/cps/challenge", response_model=CpsChallengeOut)
+@router.post("/auth/cps/challenge", response_model=CpsChallengeOut, responses=problems(503))
 async def cps_challenge(
     svc: ServiceDep, settings: SettingsDep, verifier: CpsVerifierDep
 ) -> CpsChallengeOut:
@@ -140,7 +141,7 @@ class CpsLogin(BaseModel):
     structure_id: StructureId = None
 
 
-@router.post("/auth/cps/token", response_model=TokenResponse)
+@router.post("/auth/cps/token", response_model=TokenResponse, responses=problems(401, 503))
 async def cps_token(
     body: CpsLogin,
     svc: ServiceDep,
@@ -193,7 +194,7 @@ class PasswordChange(BaseModel):
     new_password: str = Field(min_length=1, max_length=200)
 
 
-@router.put("/me/password", status_code=204)
+@router.put("/me/password", status_code=204, responses=problems(429))
 async def change_password(
     body: PasswordChange,
     principal: CurrentPrincipal,

@@ -24,7 +24,7 @@ from bsante.identity.api.deps import (
     SettingsDep,
     UnitOfWorkDep,
 )
-from bsante.identity.api.text import SafeText
+from bsante.chassis.text import SafeText
 from bsante.identity.directory import model, repository
 from bsante.identity.directory.identifiers import (
     PSIDNAT_OID,

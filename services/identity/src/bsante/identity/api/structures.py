@@ -13,7 +13,7 @@ from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.contracts.permissions import Action
 from bsante.identity.accounts import STRUCTURES
 from bsante.identity.api.deps import KeyRingDep, SettingsDep, UnitOfWorkDep
-from bsante.identity.api.text import SafeText
+from bsante.chassis.text import SafeText
 from bsante.identity.directory import repository
 from bsante.identity.handlers import structures as handlers
 

@@ -17,7 +17,7 @@ from bsante.identity.api.deps import (
     PageInfo,
     UnitOfWorkDep,
 )
-from bsante.identity.api.text import SafeText
+from bsante.chassis.text import SafeText
 from bsante.identity.domain import User
 from bsante.identity.handlers import accounts as handlers
 from bsante.identity.handlers.accounts import NoSuchUser

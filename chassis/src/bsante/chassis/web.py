@@ -1,0 +1,167 @@
+"""HTTP conventions every app of the platform follows, installed by one call.
+
+`install_web_conventions(app, settings)`: no trailing-slash redirects (they are built from the
+Host header), 415 for a non-JSON body on a JSON route, 304 for an `If-None-Match` naming the
+current ETag, CORS for the configured origins, offline /docs and /redoc, and the OpenAPI
+document rewritten by `bsante.chassis.openapi`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bsante.chassis.docs import install_offline_docs
+from bsante.chassis.errors import problem
+from bsante.chassis.openapi import api_routes, finalize_openapi
+from bsante.chassis.settings import ServiceSettings
+
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+CORS_ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "X-Structure-Id",
+    "X-Correlation-Id",
+    "X-Request-Id",
+]
+CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Correlation-Id", "X-Request-Id"]
+
+
+def is_json_media_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _json_body_route(routes: list[APIRoute], scope: Scope) -> bool:
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return route.body_field is not None
+    return False
+
+
+class JsonBodyMiddleware:
+    """415 when a route that reads JSON receives a body of another media type.
+
+    FastAPI would otherwise read it as a JSON value and answer a confusing 422.
+    A body without Content-Type is read as JSON, as FastAPI does.
+    """
+
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self._routes: list[APIRoute] | None = None
+
+    def routes(self) -> list[APIRoute]:
+        # Read once the app serves: every route is included by then.
+        if self._routes is None:
+            self._routes = api_routes(self.fastapi_app)
+        return self._routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in BODY_METHODS:
+            headers = dict(scope["headers"])
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            has_body = (
+                headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+            )
+            if (
+                content_type
+                and has_body
+                and not is_json_media_type(content_type)
+                and _json_body_route(self.routes(), scope)
+            ):
+                response = problem(
+                    415,
+                    "The request body must be JSON (Content-Type: application/json)",
+                    kind="unsupported-media-type",
+                    errors=[{"field": "Content-Type", "message": "expected application/json"}],
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _etags(value: str) -> list[str]:
+    return [tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()]
+
+
+class ConditionalGetMiddleware:
+    """304 Not Modified when a GET's `If-None-Match` names the ETag the response carries.
+
+    The route still runs (its audit record is written: the caller saw the data before).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        wanted = dict(scope["headers"]).get(b"if-none-match")
+        if wanted is None:
+            await self.app(scope, receive, send)
+            return
+        tags = _etags(wanted.decode("latin-1"))
+        not_modified = False
+
+        async def send_conditionally(message: Message) -> None:
+            nonlocal not_modified
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                headers = message.get("headers", [])
+                current = next(
+                    (v.decode("latin-1") for k, v in headers if k.lower() == b"etag"), None
+                )
+                if current is not None and ("*" in tags or current.removeprefix("W/") in tags):
+                    not_modified = True
+                    kept = [
+                        (k, v)
+                        for k, v in headers
+                        if k.lower() not in (b"content-length", b"content-type")
+                    ]
+                    await send({"type": "http.response.start", "status": 304, "headers": kept})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+            if not_modified:
+                return  # the body of the 200 the route produced is not sent
+            await send(message)
+
+        await self.app(scope, receive, send_conditionally)
+
+
+def install_cors(app: FastAPI, origins: list[str]) -> None:
+    """CORS for the listed origins (none: no CORS headers at all). Tokens are bearer headers,
+    never cookies, so credentials are not allowed."""
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=CORS_ALLOWED_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        allow_credentials=False,
+        max_age=600,
+    )
+
+
+def install_web_conventions(
+    app: FastAPI, settings: ServiceSettings, *, openapi_url: str | None = "/openapi.json"
+) -> None:
+    """Call once the routes are included, before the app serves."""
+    app.router.redirect_slashes = False
+    app.add_middleware(JsonBodyMiddleware, fastapi_app=app)
+    app.add_middleware(ConditionalGetMiddleware)
+    finalize_openapi(app)
+    if openapi_url is not None:
+        install_offline_docs(app, openapi_url=openapi_url, title=app.title)
+    # Last: the outermost middleware, so every answer (errors included) carries CORS headers.
+    install_cors(app, list(settings.cors_origins))
