@@ -128,9 +128,7 @@ class RequestContextMiddleware:
             return
         headers = _wanted_headers(scope)
         # Nested apps (the embedded gateway mounts the services) keep the outer request's ids.
-        cid = (
-            context.correlation_id.get() or caller_id(headers.get("x-correlation-id")) or new_id()
-        )
+        cid = context.correlation_id.get() or caller_id(headers.get("x-correlation-id")) or new_id()
         rid = context.request_id.get() or caller_id(headers.get("x-request-id")) or new_id()
         client = scope.get("client")
         address = context.client_address.get() or client_address(

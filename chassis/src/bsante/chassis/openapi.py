@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from bsante.chassis.auth import current_principal
+from bsante.chassis.auth import current_principal, current_service
 from bsante.chassis.errors import PROBLEM_JSON, TITLES
 
 PROBLEM = "Problem"
@@ -120,8 +120,9 @@ def _calls(route: APIRoute) -> list[Callable[..., Any]]:
 
 
 def is_guarded(route: APIRoute) -> bool:
-    """The route needs a caller: it depends on `current_principal` (directly or via `allowed`)."""
-    return any(call is current_principal for call in _calls(route))
+    """The route needs a caller: it depends on `current_principal` (directly or via `allowed`),
+    or on a service client's token (`service_scope`)."""
+    return any(call is current_principal or call is current_service for call in _calls(route))
 
 
 def _header_names(route: APIRoute) -> set[str]:
@@ -219,12 +220,29 @@ def _process(document: dict[str, Any], route: APIRoute, method: str, op: dict[st
                 }
             )
     for status in sorted(statuses):
-        response = {**_problem_response(status), **_extra(responses.get(str(status)))}
+        own = responses.get(str(status)) or {}
+        if _own_error_format(own):
+            continue  # the route answers this status in its own declared format (OAuth's)
+        response = {**_problem_response(status), **_extra(own)}
         response["content"] = _problem_response(status)["content"]
         if status == 429:
             response["headers"] = {"Retry-After": HEADERS["Retry-After"]}
         responses[str(status)] = response
     op["responses"] = dict(sorted(responses.items()))
+
+
+def _own_error_format(response: dict[str, Any]) -> bool:
+    """The route declared this error with its own model, not problem+json (RFC 6749's token
+    endpoint answers its errors as `application/json`): kept as declared."""
+    content = response.get("content") or {}
+    if not content or "application/problem+json" in content:
+        return False
+    refs = [str((media or {}).get("schema", {}).get("$ref", "")) for media in content.values()]
+    # FastAPI's own 422 (HTTPValidationError) is replaced like everything else.
+    return all(
+        ref and not ref.endswith("/Problem") and not ref.endswith("HTTPValidationError")
+        for ref in refs
+    )
 
 
 def _extra(response: dict[str, Any] | None) -> dict[str, Any]:

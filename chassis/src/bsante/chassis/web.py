@@ -137,6 +137,22 @@ class ConditionalGetMiddleware:
         await self.app(scope, receive, send_conditionally)
 
 
+CORS_OPTIONS: dict[str, object] = {
+    "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    "allow_headers": CORS_ALLOWED_HEADERS,
+    "expose_headers": CORS_EXPOSED_HEADERS,
+    "allow_credentials": False,
+    "max_age": 600,
+}
+
+
+def with_cors(app: ASGIApp, origins: list[str]) -> ASGIApp:
+    """`app` behind CORS for the listed origins (the embedded gateway's pass-through)."""
+    if not origins:
+        return app
+    return CORSMiddleware(app, allow_origins=origins, **CORS_OPTIONS)  # type: ignore[arg-type]
+
+
 def install_cors(app: FastAPI, origins: list[str]) -> None:
     """CORS for the listed origins (none: no CORS headers at all). Tokens are bearer headers,
     never cookies, so credentials are not allowed."""

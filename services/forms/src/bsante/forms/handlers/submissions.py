@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from bsante.chassis.store import ConcurrencyConflict
 from bsante.forms import domain, repository
 from bsante.forms.domain import Status, Submission
 from bsante.forms.engine import FormContext, FormDefinition
@@ -77,6 +78,13 @@ async def start(ports: Ports, caller: Caller, command: StartSubmission) -> Saved
     return await _store_new(ports, caller, draft, form, ctx, command.complete)
 
 
+def ensure_version(submission_id: uuid.UUID, current: int, expected: int | None) -> None:
+    """The version the client read is still the current one, checked before any other work
+    (a stale If-Match fails first, whatever else is wrong with the request)."""
+    if expected is not None and expected != current:
+        raise ConcurrencyConflict(repository.SUBMISSIONS, str(submission_id), expected)
+
+
 async def revise(
     ports: Ports,
     caller: Caller,
@@ -86,6 +94,7 @@ async def revise(
 ) -> Saved:
     """Replace a draft's answers, at the version the client read (or the one just read)."""
     current, version = await submission(ports, caller, submission_id)
+    ensure_version(submission_id, version, expected)
     form = definition(current.form_id, current.form_version)
     revised = domain.revise(current, form, author=caller.user, answers=answers, at=ports.clock())
     async with ports.unit_of_work() as uow:
@@ -104,6 +113,7 @@ async def complete(
     A correction claims the corrected submission in the same transaction: of two corrections
     completed together, one wins and the other gets a conflict."""
     current, version = await submission(ports, caller, submission_id)
+    ensure_version(submission_id, version, expected)
     domain.ensure_draft(current)
     form = definition(current.form_id, current.form_version)
     facts = await patient(ports, caller, current.patient_id)

@@ -10,7 +10,6 @@ an access-audit event in the same unit of work.
 from fastapi import APIRouter
 
 from bsante.chassis.openapi import problems
-
 from bsante.forms.http import definitions, patient_views, submissions
 
 # Most routes ask the patient service about the patient: 503 when it does not answer.

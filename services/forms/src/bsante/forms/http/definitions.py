@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from bsante.chassis.api import etag
-
 from bsante.forms.handlers import views
 from bsante.forms.http.deps import DefinitionReader
 from bsante.forms.http.schemas import DefinitionOut, definition_out

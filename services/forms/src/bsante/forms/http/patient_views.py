@@ -81,6 +81,8 @@ async def surveillance_readings(
 
 
 MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
+
+
 def _image_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
     return {
         200: {

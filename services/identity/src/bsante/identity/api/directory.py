@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.chassis.errors import NotFoundError
+from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import (
     ClockDep,
@@ -24,7 +25,6 @@ from bsante.identity.api.deps import (
     SettingsDep,
     UnitOfWorkDep,
 )
-from bsante.chassis.text import SafeText
 from bsante.identity.directory import model, repository
 from bsante.identity.directory.identifiers import (
     PSIDNAT_OID,

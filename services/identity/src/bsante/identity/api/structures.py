@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
+from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.accounts import STRUCTURES
 from bsante.identity.api.deps import KeyRingDep, SettingsDep, UnitOfWorkDep
-from bsante.chassis.text import SafeText
 from bsante.identity.directory import repository
 from bsante.identity.handlers import structures as handlers
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, model_validator
 
 from bsante.chassis.auth import Principal, allowed
+from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import (
     AccountsDep,
@@ -17,7 +18,6 @@ from bsante.identity.api.deps import (
     PageInfo,
     UnitOfWorkDep,
 )
-from bsante.chassis.text import SafeText
 from bsante.identity.domain import User
 from bsante.identity.handlers import accounts as handlers
 from bsante.identity.handlers.accounts import NoSuchUser
