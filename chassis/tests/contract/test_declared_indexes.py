@@ -42,6 +42,10 @@ async def test_sqlite_serves_a_filter_from_its_declared_expression_index(
     text = await plan(store, "audit", query)
     assert index.name in text and "USE TEMP B-TREE" not in text, text
     assert index.name not in await plan(store, "other", Query(where={"structure_id": "s1"}))
+    # An equality field the index lacks is checked on the rows found, still in index order.
+    narrower = Query(where={"structure_id": "s1", "kind": "k"}, order_by=[("at", True)])
+    text = await plan(store, "audit", narrower)
+    assert index.name in text and "USE TEMP B-TREE" not in text, text
 
 
 def test_the_backing_rule() -> None:
@@ -53,6 +57,12 @@ def test_the_backing_rule() -> None:
     assert backs(index, shape("audit", {"structure_id": {"$in": ["a"]}, "kind": "x"}))
     assert not backs(index, shape("audit", {"patient_id": "p"}))  # not a prefix
     assert not backs(index, shape("audit", {"structure_id": "s"}, ("at",)))  # sort after a gap
+    # A further equality field is checked on the documents found, in the index's order.
+    sorted_index = Index("audit", ("structure_id", "at"))
+    assert backs(sorted_index, shape("audit", {"structure_id": "s", "kind": "x"}, ("at",)))
+    assert not backs(sorted_index, shape("audit", {"kind": "x"}, ("at",)))  # not a prefix
+    assert not backs(Index("audit", ("at",)), shape("audit", {"kind": "x"}, ("at",)))  # a scan
+    assert backs(Index("audit", ("at",)), shape("audit", {"at": {"$gte": "2026"}}, ("at",)))
     assert not backs(index, shape("other", {"structure_id": "s"}))
     assert backs(Index("d", ("day",)), shape("d", {"day": {"$gte": "2026-01-01"}}))
     assert backs(index, shape("audit", {}))  # whole collection
