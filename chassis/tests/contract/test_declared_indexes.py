@@ -22,10 +22,15 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def plan(store: SqliteStore, collection: str, query: Query) -> str:
     where, params = _where_sql(query.where)
-    order = ", ".join(f"json_extract(data, '$.{name}')" for name, _ in query.order_by)
+    # As the adapter sorts: the query's fields, then the id in the last field's direction.
+    order = "".join(
+        f"json_extract(data, '$.{name}') {'DESC' if desc else 'ASC'}, "
+        for name, desc in query.order_by
+    )
+    last = "DESC" if query.order_by and query.order_by[-1][1] else "ASC"
     sql = (
         f"EXPLAIN QUERY PLAN SELECT id FROM documents WHERE {_collection_sql(collection)} "
-        f"AND {where} {'ORDER BY ' + order if order else ''}"
+        f"AND {where} ORDER BY {order}id {last}"
     )
     # A real query first: an EXPLAIN alone does not notice the schema changed since the
     # connection last read it.
