@@ -93,16 +93,16 @@ async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Platform, dict[str, se
                 yield Platform(client, services, tmp_path), shapes
 
 
-async def ok(response: httpx.Response, status: int = 200) -> Any:
+def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, (response.request.url, response.text)
     return response.json() if "json" in response.headers.get("content-type", "") else None
 
 
 async def patient_workload(platform: Platform, doctor: dict[str, str]) -> str:
     get, post = platform.client.get, platform.client.post
-    created = await ok(await platform.create_patient(doctor), 201)
+    created = ok(await platform.create_patient(doctor), 201)
     pid = created["id"]
-    await ok(
+    ok(
         await post(
             "/api/patient/patients/from-vitale",
             json={"card": CARD, "beneficiary": 0},
@@ -119,16 +119,16 @@ async def patient_workload(platform: Platform, doctor: dict[str, str]) -> str:
         {"ins": "162018885045327"},
         {"name": "DUR", "given": "J", "birth_date": "1962-01-15"},
     ):
-        await ok(await get("/api/patient/patients", params=params, headers=doctor))
-    await ok(await get(f"/api/patient/patients/{pid}", headers=doctor))
-    await ok(
+        ok(await get("/api/patient/patients", params=params, headers=doctor))
+    ok(await get(f"/api/patient/patients/{pid}", headers=doctor))
+    ok(
         await post(
             f"/api/patient/patients/{pid}/postits", json={"text": "Allergie"}, headers=doctor
         ),
         201,
     )
-    await ok(await get(f"/api/patient/patients/{pid}/postits", headers=doctor))
-    await ok(
+    ok(await get(f"/api/patient/patients/{pid}/postits", headers=doctor))
+    ok(
         await post(
             f"/api/patient/patients/{pid}/correspondents",
             json={"rpps": "10001000016", "role": "medecin_traitant", "display_name": "Dr Lemaire"},
@@ -136,7 +136,7 @@ async def patient_workload(platform: Platform, doctor: dict[str, str]) -> str:
         ),
         201,
     )
-    await ok(await get(f"/api/patient/patients/{pid}/correspondents", headers=doctor))
+    ok(await get(f"/api/patient/patients/{pid}/correspondents", headers=doctor))
     now = datetime.now(UTC)
     for params in (
         {},
@@ -146,7 +146,7 @@ async def patient_workload(platform: Platform, doctor: dict[str, str]) -> str:
             "until": (now + timedelta(days=1)).isoformat(),
         },
     ):
-        await ok(await get(f"/api/patient/patients/{pid}/timeline", params=params, headers=doctor))
+        ok(await get(f"/api/patient/patients/{pid}/timeline", params=params, headers=doctor))
     return str(pid)
 
 
@@ -154,7 +154,7 @@ async def forms_workload(platform: Platform, doctor: dict[str, str], pid: str) -
     get, post = platform.client.get, platform.client.post
     base = f"/api/forms/patients/{pid}"
     now = datetime.now(UTC).replace(microsecond=0)
-    first = await ok(
+    first = ok(
         await post(
             f"{base}/submissions",
             json={
@@ -171,7 +171,7 @@ async def forms_workload(platform: Platform, doctor: dict[str, str], pid: str) -
         ),
         201,
     )
-    await ok(
+    ok(
         await post(
             f"/api/forms/submissions/{first['id']}/corrections",
             json={
@@ -188,7 +188,7 @@ async def forms_workload(platform: Platform, doctor: dict[str, str], pid: str) -
         ),
         201,
     )
-    await ok(
+    ok(
         await post(
             f"{base}/submissions",
             json={
@@ -206,18 +206,18 @@ async def forms_workload(platform: Platform, doctor: dict[str, str], pid: str) -
         {"status": "completed"},
         {"form_id": "transmission", "status": "completed"},
     ):
-        await ok(await get(f"{base}/submissions", params=params, headers=doctor))
-    await ok(await get(f"{base}/transmissions", params={"target": "chute"}, headers=doctor))
-    await ok(await get(f"{base}/surveillance/readings", headers=doctor))
-    await ok(await get(f"{base}/surveillance/chart.svg", headers=doctor))
-    await ok(await get(f"{base}/dlu/prefill", headers=doctor))
+        ok(await get(f"{base}/submissions", params=params, headers=doctor))
+    ok(await get(f"{base}/transmissions", params={"target": "chute"}, headers=doctor))
+    ok(await get(f"{base}/surveillance/readings", headers=doctor))
+    ok(await get(f"{base}/surveillance/chart.svg", headers=doctor))
+    ok(await get(f"{base}/dlu/prefill", headers=doctor))
 
 
 async def identity_workload(
     platform: Platform, admin: dict[str, str], doctor: dict[str, str], pid: str
 ) -> None:
     get = platform.client.get
-    await ok(await get("/api/identity/users", headers=admin))
+    ok(await get("/api/identity/users", headers=admin))
     for params in (
         {},
         {"name": "lema"},
@@ -226,19 +226,19 @@ async def identity_workload(
         {"city": "Paris"},
         {"name": "le", "profession": "10", "city": "Paris"},
     ):
-        await ok(await get("/api/identity/directory/professionals", params=params, headers=doctor))
+        ok(await get("/api/identity/directory/professionals", params=params, headers=doctor))
     for params in ({}, {"name": "ehpad"}, {"finess": "750000001"}, {"city": "Paris"}):
-        await ok(await get("/api/identity/directory/structures", params=params, headers=doctor))
-    await ok(await get("/api/identity/directory/professionals/10001000016", headers=doctor))
-    await ok(await get("/api/identity/directory/structures/demo-ehpad", headers=doctor))
+        ok(await get("/api/identity/directory/structures", params=params, headers=doctor))
+    ok(await get("/api/identity/directory/professionals/10001000016", headers=doctor))
+    ok(await get("/api/identity/directory/structures/demo-ehpad", headers=doctor))
 
     async def audited() -> bool:
-        page = await ok(await get(f"/api/identity/audit/patients/{pid}", headers=admin))
+        page = ok(await get(f"/api/identity/audit/patients/{pid}", headers=admin))
         return bool(page["total"] > 0)
 
     await eventually(audited)
-    me = await ok(await get("/api/identity/me", headers=doctor))
-    await ok(await get(f"/api/identity/audit/users/{me['user_id']}", headers=admin))
+    me = ok(await get("/api/identity/me", headers=doctor))
+    ok(await get(f"/api/identity/audit/users/{me['user_id']}", headers=admin))
 
 
 async def test_every_query_of_the_workload_is_backed_by_a_declared_index(
@@ -251,7 +251,7 @@ async def test_every_query_of_the_workload_is_backed_by_a_declared_index(
     await identity_workload(platform, admin, doctor, pid)
 
     async def counted() -> bool:
-        usage_page = await ok(
+        usage_page = ok(
             await platform.client.get("/api/sla-monitor/usage/patients-created", headers=admin)
         )
         return bool(usage_page["total"] >= 2)
