@@ -22,10 +22,15 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 async def plan(store: SqliteStore, collection: str, query: Query) -> str:
     where, params = _where_sql(query.where)
-    order = ", ".join(f"json_extract(data, '$.{name}')" for name, _ in query.order_by)
+    # As the adapter sorts: the query's fields, then the id in the last field's direction.
+    order = "".join(
+        f"json_extract(data, '$.{name}') {'DESC' if desc else 'ASC'}, "
+        for name, desc in query.order_by
+    )
+    last = "DESC" if query.order_by and query.order_by[-1][1] else "ASC"
     sql = (
         f"EXPLAIN QUERY PLAN SELECT id FROM documents WHERE {_collection_sql(collection)} "
-        f"AND {where} {'ORDER BY ' + order if order else ''}"
+        f"AND {where} ORDER BY {order}id {last}"
     )
     # A real query first: an EXPLAIN alone does not notice the schema changed since the
     # connection last read it.
@@ -42,6 +47,10 @@ async def test_sqlite_serves_a_filter_from_its_declared_expression_index(
     text = await plan(store, "audit", query)
     assert index.name in text and "USE TEMP B-TREE" not in text, text
     assert index.name not in await plan(store, "other", Query(where={"structure_id": "s1"}))
+    # An equality field the index lacks is checked on the rows found, still in index order.
+    narrower = Query(where={"structure_id": "s1", "kind": "k"}, order_by=[("at", True)])
+    text = await plan(store, "audit", narrower)
+    assert index.name in text and "USE TEMP B-TREE" not in text, text
 
 
 def test_the_backing_rule() -> None:
@@ -53,6 +62,12 @@ def test_the_backing_rule() -> None:
     assert backs(index, shape("audit", {"structure_id": {"$in": ["a"]}, "kind": "x"}))
     assert not backs(index, shape("audit", {"patient_id": "p"}))  # not a prefix
     assert not backs(index, shape("audit", {"structure_id": "s"}, ("at",)))  # sort after a gap
+    # A further equality field is checked on the documents found, in the index's order.
+    sorted_index = Index("audit", ("structure_id", "at"))
+    assert backs(sorted_index, shape("audit", {"structure_id": "s", "kind": "x"}, ("at",)))
+    assert not backs(sorted_index, shape("audit", {"kind": "x"}, ("at",)))  # not a prefix
+    assert not backs(Index("audit", ("at",)), shape("audit", {"kind": "x"}, ("at",)))  # a scan
+    assert backs(Index("audit", ("at",)), shape("audit", {"at": {"$gte": "2026"}}, ("at",)))
     assert not backs(index, shape("other", {"structure_id": "s"}))
     assert backs(Index("d", ("day",)), shape("d", {"day": {"$gte": "2026-01-01"}}))
     assert backs(index, shape("audit", {}))  # whole collection

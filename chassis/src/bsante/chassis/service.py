@@ -27,6 +27,7 @@ from bsante.chassis.bus import EventBus
 from bsante.chassis.bus.factory import bus_from_url
 from bsante.chassis.errors import Unauthorized, install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
+from bsante.chassis.jobs import INDEXES as JOB_INDEXES
 from bsante.chassis.jobs import BreakerPolicy, JobKind, JobWorker
 from bsante.chassis.jobs.api import jobs_router
 from bsante.chassis.logging import configure_logging
@@ -34,7 +35,7 @@ from bsante.chassis.messaging import EventRouter, Messaging, RelayPolicy
 from bsante.chassis.metrics import metrics_endpoint
 from bsante.chassis.ops import outbox_ops_router
 from bsante.chassis.settings import ServiceSettings
-from bsante.chassis.store import Store
+from bsante.chassis.store import Index, Store
 from bsante.chassis.store.factory import store_from_url
 from bsante.chassis.tasks import LongRunning, Periodic, SupervisedTask, Supervisor
 from bsante.chassis.tracing import configure_tracing
@@ -65,7 +66,8 @@ class _NoTokens:
 
 class Service(Generic[S]):
     """One service. `store`, `bus` and `jwks`: None builds the part from the settings, False
-    means the service has none; `http=False` builds no FastAPI app."""
+    means the service has none; `http=False` builds no FastAPI app. `indexes`: what the
+    service's queries need, ensured when the store starts (the jobs' own too, with `jobs`)."""
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class Service(Generic[S]):
         job_breakers: Mapping[str, BreakerPolicy] | None = None,
         jwks: JwksSource | Literal[False] | None = None,
         store: Store | Literal[False] | None = None,
+        indexes: Sequence[Index] = (),
         bus: EventBus | Literal[False] | None = None,
         on_start: Sequence[Hook[S]] = (),
         on_stop: Sequence[Hook[S]] = (),
@@ -111,6 +114,9 @@ class Service(Generic[S]):
                     retention=timedelta(days=settings.retention_days),
                 ),
             )
+        self.indexes = [*indexes, *(JOB_INDEXES if jobs else ())]
+        if self.indexes and self._store is None:
+            raise ValueError(f"{self.name} declares indexes: it needs a store")
         if events is not None and events.topics and self._messaging is None:
             raise ValueError(f"{self.name} consumes events: it needs a store and a bus")
         self.events = events
@@ -214,7 +220,8 @@ class Service(Generic[S]):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Store, then bus (with its subscriptions), then start hooks, then the tasks.
+        """Store (and its indexes), then bus (with its subscriptions), then start hooks, then
+        the tasks.
 
         A failure part-way stops what had started, in reverse order.
         """
@@ -222,6 +229,7 @@ class Service(Generic[S]):
             if self._store is not None:
                 await self._store.start()
                 stack.push_async_callback(self._store.close)
+                await self._store.ensure_indexes(self.indexes)
             if self._blobs is not None:
                 await self._blobs.start()
                 stack.push_async_callback(self._blobs.close)

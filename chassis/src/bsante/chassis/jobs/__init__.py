@@ -36,6 +36,7 @@ from bsante.chassis.store import (
     JSON,
     ConcurrencyConflict,
     Document,
+    Index,
     Query,
     Store,
     Transaction,
@@ -49,6 +50,14 @@ tracer = trace.get_tracer("bsante.chassis.jobs")
 JOBS = "_jobs"
 MAX_KEY_LENGTH = 200
 MAX_ERROR_LENGTH = 300
+# What the worker's claim (due pending or expired running jobs, by due time) and the ops list
+# (newest first, by state and/or kind) ask; a service that runs jobs ensures them at start.
+INDEXES: list[Index] = [
+    Index(JOBS, ("state", "due_at")),
+    Index(JOBS, ("created_at",)),
+    Index(JOBS, ("state", "created_at")),
+    Index(JOBS, ("kind", "created_at")),
+]
 
 P = TypeVar("P", bound=BaseModel)
 O = TypeVar("O")  # noqa: E741  (the outcome type of a handler)

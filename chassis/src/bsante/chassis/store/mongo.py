@@ -299,7 +299,10 @@ class MongoStore(Store):
         sort = [
             ("data." + name, DESCENDING if desc else ASCENDING) for name, desc in query.order_by
         ]
-        sort.append(("_id", ASCENDING))
+        # Ties are broken by id, in the direction of the last sort field: a declared index
+        # (which ends with the id) then gives the whole order, read forwards or backwards.
+        last_desc = bool(query.order_by) and query.order_by[-1][1]
+        sort.append(("_id", DESCENDING if last_desc else ASCENDING))
         cursor = (
             self._db[collection]
             .find(_mongo_filter(query.where))
@@ -342,10 +345,12 @@ class MongoStore(Store):
             options["partialFilterExpression"] = {
                 "data." + name: {"$exists": True} for name in index.fields
             }
+        keys = [("data." + name, ASCENDING) for name in index.fields]
+        if not unique:
+            # As in SQLite: queries sort ties by id, so the index gives the whole order.
+            keys.append(("_id", ASCENDING))
         try:
-            await self._db[collection].create_index(
-                [("data." + name, ASCENDING) for name in index.fields], **options
-            )
+            await self._db[collection].create_index(keys, **options)
         except DuplicateKeyError as error:
             self._declared().pop(index.name, None)
             raise StoreError(f"{index.name}: stored documents already repeat a value") from error

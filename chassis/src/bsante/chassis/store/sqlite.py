@@ -483,12 +483,15 @@ class SqliteStore(Store):
         query = query or Query()
         where, params = _where_sql(query.where)
         check_filter({name: None for name, _ in query.order_by})
-        order = ", ".join(
-            f"{_extract(name)} {'DESC' if desc else 'ASC'}" for name, desc in query.order_by
+        # Ties are broken by id, in the direction of the last sort field: a declared index
+        # (which ends with the id) then gives the whole order, read forwards or backwards.
+        last_desc = bool(query.order_by) and query.order_by[-1][1]
+        order = "".join(
+            f"{_extract(name)} {'DESC' if desc else 'ASC'}, " for name, desc in query.order_by
         )
         sql = (
             f"SELECT id, version, data FROM documents WHERE {_collection_sql(collection)} "
-            f"AND {where} ORDER BY {order + ', ' if order else ''}id LIMIT ? OFFSET ?"
+            f"AND {where} ORDER BY {order}id {'DESC' if last_desc else 'ASC'} LIMIT ? OFFSET ?"
         )
         async with self._r.execute(sql, [*params, query.limit, query.offset]) as cur:
             rows = await cur.fetchall()
@@ -529,8 +532,11 @@ class SqliteStore(Store):
     ) -> Index:
         index = self._declare(collection, fields, unique)
         # `collection` first: the planner then sees more equality columns here than in the
-        # primary key (collection, id) and picks this index without statistics.
-        columns = ", ".join(["collection", *(_extract(name) for name in index.fields)])
+        # primary key (collection, id) and picks this index without statistics. `id` last
+        # (not in a unique index, where it would make every entry distinct): queries sort by
+        # `id` after their own fields, so the index then gives the whole order.
+        tail = [] if unique else ["id"]
+        columns = ", ".join(["collection", *(_extract(name) for name in index.fields), *tail])
         try:
             async with self._immediate() as conn:
                 await conn.execute(

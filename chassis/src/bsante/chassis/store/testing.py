@@ -9,9 +9,11 @@ listing each shape no index declared with `Store.ensure_index` backs.
 
 An index backs a query when, as MongoDB's equality-sort-range rule and SQLite's planner want:
 its leading fields are equality fields of the query (`$eq`, `$in`), at least one when the query
-has any; when the query sorts, the index holds every equality field, then the sort fields in
-order; a query filtering on ranges only starts the index with one of them. A query with neither
-filter nor sort (a whole-collection count or page) needs no index.
+has any; when the query sorts, the sort fields follow those leading equality fields, in order
+(so the index gives the documents already sorted); a query filtering on ranges only starts the
+index with one of them. Equality fields the index lacks are checked on the documents it finds
+(the query is then as selective as the index's leading fields). A query with neither filter nor
+sort (a whole-collection count or page) needs no index.
 """
 
 from __future__ import annotations
@@ -60,8 +62,14 @@ def backs(index: Index, shape: QueryShape) -> bool:
     if not shape.equality and not shape.ranges and not shape.order:
         return True
     if shape.order:
-        n = len(shape.equality)
-        return set(fields[:n]) == shape.equality and fields[n : n + len(shape.order)] == shape.order
+        # The sort may start after any run of leading equality fields (none when the query
+        # has no equality field: then the index must start with the sort).
+        for n in range(len(fields)):
+            if n > 0 and fields[n - 1] not in shape.equality:
+                return False
+            if (n > 0 or not shape.equality) and fields[n : n + len(shape.order)] == shape.order:
+                return True
+        return False
     if shape.equality:
         return fields[0] in shape.equality
     return fields[0] in shape.ranges

@@ -10,6 +10,7 @@ from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.chassis.service_client import ServiceClient, token_provider
 from bsante.contracts.permissions import ServiceScope
+from bsante.forms import repository
 from bsante.forms.http import errors as http_errors
 from bsante.forms.http import router
 from bsante.forms.patients import HttpPatientDirectory, PatientDirectory
@@ -32,6 +33,7 @@ def build(
         settings,
         title="Bureautique Santé — forms",
         routers=[router],
+        indexes=repository.INDEXES,
         jwks=jwks,
         standalone=standalone,
     )

@@ -6,13 +6,21 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
-from bsante.chassis.store import DuplicateDocument, Query, Store, Transaction
+from bsante.chassis.store import DuplicateDocument, Index, Query, Store, Transaction
 from bsante.forms.domain import AlreadyCorrected, Submission
 
 SUBMISSIONS: Final = "submissions"
 # One document per corrected submission: its unique id makes "corrected at most once" atomic.
 CORRECTIONS: Final = "corrections"
 PAGE: Final = 500
+# A patient's submissions in creation order (lists, with any form or status; transmissions;
+# the corrections that replace others), a form's latest completed one, and the surveillance
+# rounds of a period in measurement order.
+INDEXES: list[Index] = [
+    Index(SUBMISSIONS, ("structure_id", "patient_id", "created_at")),
+    Index(SUBMISSIONS, ("structure_id", "patient_id", "form_id", "completed_at")),
+    Index(SUBMISSIONS, ("structure_id", "patient_id", "form_id", "results.measured_at")),
+]
 
 
 async def add(tx: Transaction, submission: Submission) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bsante.chassis.store import DuplicateDocument, Query, Store, Transaction
+from bsante.chassis.store import DuplicateDocument, Index, Query, Store, Transaction
 from bsante.identity.domain import User
 
 USERS = "users"
@@ -21,6 +21,11 @@ USERNAMES = "usernames"
 PROFESSIONAL_ACCOUNTS = "professional_accounts"
 PROFESSIONALS = "professionals"
 STRUCTURES = "structures"
+# A structure's members by user name; every account by user name (the claims backfill).
+INDEXES: list[Index] = [
+    Index(MEMBERSHIPS, ("structure_id", "username")),
+    Index(USERS, ("username",)),
+]
 
 
 def membership(user: User, structure_id: str) -> tuple[str, dict[str, str]]:

@@ -9,15 +9,18 @@ from typing import Any
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
-from bsante.identity import keys, service_clients
+from bsante.identity import accounts, audit, keys, service_clients
 from bsante.identity.accounts import backfill_claims
 from bsante.identity.audit import events
 from bsante.identity.cps_login import load_trust
+from bsante.identity.directory import repository as directory
 from bsante.identity.http import routers
 from bsante.identity.ports import Clock, PasswordHasher, system_clock
 from bsante.identity.seed import seed_demo
 from bsante.identity.service_clients import ServiceClientSpec, hash_secret
 from bsante.identity.settings import IdentitySettings
+
+INDEXES = [*accounts.INDEXES, *audit.INDEXES, *directory.INDEXES]
 
 
 def build(
@@ -67,6 +70,7 @@ def build(
         routers=routers,
         events=events,
         jwks=jwks,
+        indexes=INDEXES,
         on_start=[start],
         standalone=standalone,
         state=state,

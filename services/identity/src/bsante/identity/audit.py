@@ -10,11 +10,16 @@ from datetime import UTC
 from typing import Any
 
 from bsante.chassis.messaging import EventRouter, UnitOfWork
-from bsante.chassis.store import Query, Store
+from bsante.chassis.store import Index, Query, Store
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import PatientDataAccessed
 
 ACCESS_AUDIT = "access_audit"
+# The history of a patient or of a user in one structure, newest first.
+INDEXES: list[Index] = [
+    Index(ACCESS_AUDIT, ("acting_structure", "patient_id", "at")),
+    Index(ACCESS_AUDIT, ("acting_structure", "user_id", "at")),
+]
 
 events = EventRouter("identity")
 

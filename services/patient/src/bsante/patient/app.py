@@ -5,7 +5,7 @@ from __future__ import annotations
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
-from bsante.patient import http, http_annotations, http_errors, http_internal
+from bsante.patient import http, http_annotations, http_errors, http_internal, repository
 from bsante.patient.insi_gateway import InsiGateway, insi_from_settings
 from bsante.patient.settings import PatientSettings
 from bsante.patient.subscriptions import subscriptions
@@ -24,6 +24,7 @@ def build(
         title="Bureautique Santé — patient",
         routers=[http.router, http_annotations.router, http_internal.router],
         events=subscriptions(),
+        indexes=repository.INDEXES,
         jwks=jwks,
         standalone=standalone,
         state={"insi": insi or insi_from_settings(settings)},

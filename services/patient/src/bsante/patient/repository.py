@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bsante.chassis.store import Query, Store, Transaction
+from bsante.chassis.store import Index, Query, Store, Transaction
 from bsante.chassis.text import search_key
 from bsante.patient.annotations import Correspondent, PostIt
 from bsante.patient.domain import PatientRecord, Traits
@@ -30,6 +30,17 @@ CORRESPONDENTS = "correspondents"
 CARD_READS = "card_reads"
 # Upper bound of candidates compared in memory (a structure has hundreds of patients).
 MAX_CANDIDATES = 1000
+# The search (active records of a structure by name, which also serves the same-traits
+# check: birth name and first given name are its next fields), look-ups by IPP and by
+# matricule, and what hangs off a patient's lineage, in the order it is listed.
+INDEXES: list[Index] = [
+    Index(PATIENTS, ("structure_id", "active", "search.birth_name", "search.given_name")),
+    Index(PATIENTS, ("structure_id", "ipp")),
+    Index(PATIENTS, ("structure_id", "search.matricule")),
+    Index(POSTITS, ("patient_id", "deleted", "created_at")),
+    Index(CORRESPONDENTS, ("patient_id", "removed", "added_at")),
+    Index(TIMELINE, ("patient_id", "at")),
+]
 
 
 async def add(tx: Transaction, patient: PatientRecord) -> int:

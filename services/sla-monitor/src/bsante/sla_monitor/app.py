@@ -9,7 +9,7 @@ from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.sla_monitor.http import router
 from bsante.sla_monitor.settings import SlaMonitorSettings
-from bsante.sla_monitor.usage import subscriptions
+from bsante.sla_monitor.usage import INDEXES, subscriptions
 
 
 def build(
@@ -24,6 +24,7 @@ def build(
         title="Bureautique Santé — SLA monitor",
         routers=[router],
         events=subscriptions(ZoneInfo(settings.timezone)),
+        indexes=INDEXES,
         jwks=jwks,
         standalone=standalone,
     )

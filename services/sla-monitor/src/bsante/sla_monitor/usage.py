@@ -6,12 +6,14 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bsante.chassis.messaging import EventRouter, UnitOfWork
-from bsante.chassis.store import Query, Store
+from bsante.chassis.store import Index, Query, Store
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import PatientCreated
 
 COLLECTION = "usage_daily"
 PATIENTS_CREATED = "patients_created"
+# The days of a period for one structure's indicator.
+INDEXES: list[Index] = [Index(COLLECTION, ("structure_id", "indicator", "day"))]
 
 
 def day_key(structure_id: str, indicator: str, day: date) -> str:

@@ -5,12 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bsante.chassis.store import JSON, Document, Filter, Query, Store
+from bsante.chassis.store import JSON, Document, Filter, Index, Query, Store
 from bsante.identity.directory import model
 from bsante.identity.domain import search_key
 
 # "\uffff" sorts after every character a search key holds: [key, key + "\uffff") is a prefix.
 _PREFIX_END = "\uffff"
+# Every search is by name: a name prefix alone, or after the most selective exact criterion
+# it has (RPPS or FINESS, then profession, then city; the others are checked on the records
+# found). Activities are listed by professional or by structure.
+INDEXES: list[Index] = [
+    Index(model.PROFESSIONALS, ("name_key",)),
+    Index(model.PROFESSIONALS, ("rpps", "name_key")),
+    Index(model.PROFESSIONALS, ("profession_code", "name_key")),
+    Index(model.PROFESSIONALS, ("city_key", "name_key")),
+    Index(model.STRUCTURES, ("name_key",)),
+    Index(model.STRUCTURES, ("finess", "name_key")),
+    Index(model.STRUCTURES, ("city_key", "name_key")),
+    Index(model.ACTIVITIES, ("ps_id_nat", "name_key")),
+    Index(model.ACTIVITIES, ("structure_id", "name_key")),
+]
 
 
 @dataclass(frozen=True)
