@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import sqlite3
@@ -270,28 +269,6 @@ class _SqliteTransaction(Transaction):
         return cursor.rowcount == 1
 
 
-class _CommitGroup:
-    """Units of work sharing one SQLite transaction (group commit)."""
-
-    def __init__(self) -> None:
-        self.members = 0
-        self.poisoned = False
-        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def succeed(self) -> None:
-        if not self._done.done():
-            self._done.set_result(None)
-
-    def fail(self, error: BaseException) -> None:
-        if not self._done.done():
-            self._done.set_exception(error)
-            self._done.exception()  # retrieved: members re-raise it themselves
-
-    async def durable(self) -> None:
-        """Returns once the group is committed; raises if its COMMIT failed."""
-        await asyncio.shield(self._done)
-
-
 class SqliteStore(Store):
     """One writer connection serialised by a lock; a separate reader sees only committed data."""
 
@@ -300,8 +277,6 @@ class SqliteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._group: _CommitGroup | None = None
-        self._queued = 0
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -343,107 +318,25 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _immediate(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The writer inside a write transaction, with group commit; commits when the block
-        exits normally, and only then returns.
-
-        Each block runs alone on the writer. The first (the leader) opens the group's
-        transaction (BEGIN IMMEDIATE); the blocks queued behind it while it ran join the group,
-        each inside its own SAVEPOINT (a failing one is rolled back to its savepoint, the
-        others are kept); then the leader commits for all. Every block returns only after that
-        COMMIT, so nothing is acknowledged before it is durable, and N queued units of work
-        cost one fsync instead of N.
-        """
+        """The writer inside BEGIN IMMEDIATE; commits when the block exits normally."""
         if self._writer is None:
             raise RuntimeError("store not started")
-        conn = self._writer
-        self._queued += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            self._queued -= 1
-        group = self._group
-        if group is None:
-            # The leader: nobody joins while its block runs, since it holds the lock.
+        async with self._lock:
+            conn = self._writer
             try:
-                await self._begin(conn)
-            except BaseException:
-                self._lock.release()
-                raise
-            group = self._group = _CommitGroup()
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                # Another process kept the writer longer than busy_timeout.
+                raise TransientConflict("*", "*", str(error)) from error
             try:
                 yield conn
             except BaseException:
-                self._group = None
-                try:
-                    await conn.execute("ROLLBACK")
-                finally:
-                    self._lock.release()
+                await conn.execute("ROLLBACK")
                 raise
-            if self._queued == 0:
-                try:
-                    await self._commit_locked(group)  # nobody waits: commit at once
-                finally:
-                    self._lock.release()
-                return
-            self._lock.release()
-            # Shielded: the group is committed even if the leader is cancelled meanwhile.
-            await asyncio.shield(self._commit(group))
-            return
-        savepoint = f"uow{group.members}"
-        group.members += 1
-        try:
-            await conn.execute(f"SAVEPOINT {savepoint}")
-        except BaseException:
-            group.poisoned = True
-            self._lock.release()
-            raise
-        failed: BaseException | None = None
-        try:
-            yield conn
-        except BaseException as error:
-            failed = error
-        try:
-            if failed is not None:
-                await conn.execute(f"ROLLBACK TO {savepoint}")
-            await conn.execute(f"RELEASE {savepoint}")
-        except BaseException as error:
-            # The group's transaction is in an unknown state: its COMMIT must not happen.
-            group.poisoned = True
-            failed = failed or error
-        finally:
-            self._lock.release()
-        await group.durable()
-        if failed is not None:
-            raise failed
-
-    async def _begin(self, conn: aiosqlite.Connection) -> None:
-        try:
-            await conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
-                raise
-            # Another process kept the writer longer than busy_timeout.
-            raise TransientConflict("*", "*", str(error)) from error
-
-    async def _commit(self, group: _CommitGroup) -> None:
-        """Wait for the writers queued behind the group (FIFO lock), then commit for all."""
-        async with self._lock:
-            await self._commit_locked(group)
-
-    async def _commit_locked(self, group: _CommitGroup) -> None:
-        assert self._writer is not None
-        self._group = None
-        try:
-            if group.poisoned:
-                raise RuntimeError("a unit of work of this commit group failed to close")
-            await self._writer.execute("COMMIT")
+            await conn.execute("COMMIT")
             WRITE_TRANSACTIONS.labels(self.path.name).inc()
-        except BaseException as error:
-            with contextlib.suppress(Exception):
-                await self._writer.execute("ROLLBACK")
-            group.fail(error)
-            raise
-        group.succeed()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

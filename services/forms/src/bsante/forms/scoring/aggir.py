@@ -1,6 +1,6 @@
 """AGGIR grid: variable coding (adverbs S/T/C/H), sub-variable combination and GIR 1-6 scoring.
 
-Sources (see /work/shared/specs/french-ehealth.md section 1): CASF art. R.232-3 and annexe 2-1
+Sources (see the shared specs, french-ehealth.md section 1): CASF art. R.232-3 and annexe 2-1
 (guide de remplissage, décret 2008-821); the group/rank algorithm published with décret 97-427
 (JO 30/04/1997), as transcribed by the INED/INSEE SAS program GIRCALC2, E. Maeker's
 AGGIR_Calculator and CareLink, which agree on all 6561 inputs.

@@ -1,6 +1,6 @@
 """MMS (Mini-Mental State), version consensuelle GRECO: item scoring, total /30 and interpretation.
 
-Sources (see /work/shared/specs/french-ehealth.md section 2): Derouesné et al., Presse Méd
+Sources (see the shared specs, french-ehealth.md section 2): Derouesné et al., Presse Méd
 1999;28:1141 for the items; Kalafat, Hugonot-Diener, Poitrenaud, Rev Neuropsychol 2003;13(2):209
 for the norms, as quoted by wikimedecine.fr (the primary paper could not be read).
 """

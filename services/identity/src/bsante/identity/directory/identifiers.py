@@ -1,6 +1,6 @@
 """Value objects for French health identifiers: RPPS, ADELI, FINESS, PSIdNat and StructIdNat.
 
-Sources and decisions (see also /work/shared/specs/french-ehealth.md section 3):
+Sources and decisions (see also the shared specs, french-ehealth.md section 3):
 
 * RPPS: 11 digits, the last one a Luhn check digit. No normative text was found; the ANS test
   RPPS 99700367909 and the example 01234567897 pass Luhn, and so does every RPPS embedded in
