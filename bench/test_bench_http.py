@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,30 @@ def _figures(result: WrkResult) -> str:
     )
 
 
+def _write_transactions(base: str) -> dict[str, float]:
+    """bsante_sqlite_write_transactions_total per database file, from /metrics."""
+    text = httpx.get(f"{base}/metrics", timeout=30).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("bsante_sqlite_write_transactions_total{"):
+            labels, _, value = line.rpartition(" ")
+            db = labels.split('db="', 1)[1].split('"', 1)[0]
+            found[db] = float(value)
+    return found
+
+
+def _drained(base: str) -> dict[str, float]:
+    """The counters once they stop moving: the audit of every read reached identity."""
+    previous: dict[str, float] = {}
+    for _ in range(600):
+        now = _write_transactions(base)
+        if now == previous:
+            return now
+        previous = now
+        time.sleep(0.5)
+    return previous
+
+
 def _platform(data: Path, port: int) -> list[str]:
     return ["-m", "bsante.platform", "--data", str(data), "--port", str(port)]
 
@@ -68,7 +93,11 @@ def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFix
         created.raise_for_status()
         url = f"{base}/api/patient/patients/{created.json()['id']}"
         assert httpx.get(url, headers=headers, timeout=30).status_code == 200
+        before = _write_transactions(base)
         platform = wrk(url, headers=headers, seconds=SECONDS, server_pid=proc.pid)
+        # Once the pipeline is idle: the reads' audit records all reached identity.
+        drained = _drained(base)
+        writes = {db: n - before.get(db, 0) for db, n in drained.items()}
     bare_port = free_port()
     bare_script = str(Path(__file__).with_name("bare_app.py"))
     with started(
@@ -88,6 +117,13 @@ def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFix
             ("bare app requests/s", _figures(bare)),
             ("ratio (target >= 0.6)", f"{ratio:8.2f}"),
             ("platform time to ready", f"{ready_s:8.1f} s"),
+            (
+                "write transactions per read",
+                f"{sum(writes.values()) / platform.requests:8.2f}   "
+                + ", ".join(
+                    f"{db} {n / platform.requests:.2f}" for db, n in sorted(writes.items())
+                ),
+            ),
         ],
     )
 
