@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +18,8 @@ from bsante.chassis.service import Service
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.platform.embedded import build_services
+
+T = TypeVar("T")
 
 TILLEULS = ("admin@tilleuls.demo", "Tilleuls-Demo-2026")
 VAL = ("admin@val.demo", "ValDuSoin-Demo-2026")
@@ -91,6 +93,28 @@ def api_routes(routes: list[Any]) -> Iterator[tuple[str, set[str], Dependant]]:
             for context in route.effective_route_contexts():
                 if context.dependant is not None:
                     yield context.path, set(context.methods or ()), context.dependant
+
+
+def marked_routes(
+    platform: Platform, attribute: str, kind: type[T]
+) -> list[tuple[str, str, str, T]]:
+    """(service, method, path, mark) of every route whose dependencies carry `attribute`
+    (`allowed(...)` marks its check with `.action`, `service_scope(...)` with `.scope`)."""
+
+    def marks(dependant: Dependant) -> Iterator[T]:
+        for sub in dependant.dependencies:
+            mark = getattr(sub.call, attribute, None)
+            if isinstance(mark, kind):
+                yield mark
+            yield from marks(sub)
+
+    found = []
+    for name, service in platform.services.items():
+        for path, methods, dependant in api_routes(list(service.app.routes)):
+            for mark in set(marks(dependant)):
+                for method in sorted(methods):
+                    found.append((name, method, path, mark))
+    return found
 
 
 @pytest.fixture

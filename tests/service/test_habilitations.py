@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from fastapi.dependencies.models import Dependant
-from kit import Platform, api_routes  # type: ignore[import-not-found]
+from kit import Platform, marked_routes  # type: ignore[import-not-found]
 
 from bsante.chassis.auth import issue_token
 from bsante.contracts.permissions import Action, is_allowed, roles
@@ -22,23 +20,9 @@ STRUCTURE = "demo-ehpad"
 _PARAM = re.compile(r"\{[^}]+\}")
 
 
-def _actions(dependant: Dependant) -> Iterator[Action]:
-    for sub in dependant.dependencies:
-        action = getattr(sub.call, "action", None)
-        if isinstance(action, Action):
-            yield action
-        yield from _actions(sub)
-
-
 def guarded_routes(platform: Platform) -> list[tuple[str, str, str, Action]]:
     """(service, method, path, action) of every route with an `allowed` check."""
-    found = []
-    for name, service in platform.services.items():
-        for path, methods, dependant in api_routes(list(service.app.routes)):
-            for action in set(_actions(dependant)):
-                for method in sorted(methods):
-                    found.append((name, method, path, action))
-    return found
+    return marked_routes(platform, "action", Action)
 
 
 def token(platform: Platform, role: str) -> str:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from fastapi.dependencies.models import Dependant
-from kit import Platform, api_routes  # type: ignore[import-not-found]
+from kit import Platform, marked_routes  # type: ignore[import-not-found]
 
 from bsante.chassis.auth import issue_service_token, issue_token
 from bsante.contracts.permissions import roles
@@ -22,23 +20,9 @@ _PARAM = re.compile(r"\{[^}]+\}")
 STRUCTURE = "demo-ehpad"
 
 
-def _scopes(dependant: Dependant) -> Iterator[str]:
-    for sub in dependant.dependencies:
-        scope = getattr(sub.call, "scope", None)
-        if isinstance(scope, str):
-            yield scope
-        yield from _scopes(sub)
-
-
 def service_routes(platform: Platform) -> list[tuple[str, str, str, str]]:
     """(service, method, path, scope) of every route guarded by `service_scope`."""
-    found = []
-    for name, service in platform.services.items():
-        for path, methods, dependant in api_routes(list(service.app.routes)):
-            for scope in set(_scopes(dependant)):
-                for method in sorted(methods):
-                    found.append((name, method, path, scope))
-    return found
+    return marked_routes(platform, "scope", str)
 
 
 def user_token(platform: Platform, role: str) -> str:
