@@ -26,6 +26,16 @@ PATIENT = {
     "birth_place": "75056",
 }
 SECONDS = 10
+DEMO = [
+    {"username": u, "password": p}
+    for u, p in (
+        ("admin@tilleuls.demo", "Tilleuls-Demo-2026"),
+        ("admin@val.demo", "ValDuSoin-Demo-2026"),
+        ("medecin@tilleuls.demo", "Medecin-Tilleuls-2026"),
+        ("infirmier@tilleuls.demo", "Infirmier-Tilleuls-2026"),
+        ("ops@bsante.demo", "Exploitation-Demo-2026"),
+    )
+]
 
 
 def _login(base: str) -> dict[str, str]:
@@ -142,8 +152,13 @@ def test_health_p99_while_logins_run(tmp_path: Path, capsys: pytest.CaptureFixtu
             nonlocal logins
             async with httpx.AsyncClient(base_url=base, timeout=60) as client:
                 while not stop.is_set():
+                    # Two logins per demo account: a burst on one account beyond the lockout
+                    # threshold is refused (attempts are counted before the password check).
                     answers = await asyncio.gather(
-                        *(client.post("/api/identity/auth/token", json=MEDECIN) for _ in range(10))
+                        *(
+                            client.post("/api/identity/auth/token", json=DEMO[n % len(DEMO)])
+                            for n in range(10)
+                        )
                     )
                     assert all(a.status_code == 200 for a in answers)
                     logins += len(answers)
