@@ -66,10 +66,12 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.OPERATIONS,
     }
     assert events  # registers the events
-    assert {spec.topic for spec in registry} <= set(topics.ALL), "an event on an unknown topic"
+    # Topics whose producer is not in the manifest yet (its contract landed first).
+    planned = {topics.DOCUMENTS}
+    assert {spec.topic for spec in registry} <= set(topics.ALL) | planned, "unknown topic"
     produced = {t for e in m.services for t in e.produces}
-    assert {spec.topic for spec in registry} - produced == {topics.CARD_BRIDGE}, (
-        "only the card bridge (planned) produces a topic nobody in the manifest produces"
+    assert {spec.topic for spec in registry} - produced == {topics.CARD_BRIDGE} | planned, (
+        "only the card bridge and planned services produce a topic nobody in the manifest produces"
     )
 
 

@@ -32,6 +32,12 @@ class ServiceScope(StrEnum):
     """What a service client may ask another service (client-credentials tokens)."""
 
     PATIENT_READ = "patient:read"
+    # Fetch signed artefacts (CDA, PDF) of any structure's documents (DMP and MSSanté feeding).
+    DOCUMENTS_READ = "documents:read"
+    # Attach documents received from outside (MSSanté inbound) to a patient.
+    DOCUMENTS_ATTACH = "documents:attach"
+    # Look up professionals, structures and their MSSanté addresses in identity's directory.
+    DIRECTORY_READ = "directory:read"
 
 
 @cache

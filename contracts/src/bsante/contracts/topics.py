@@ -9,6 +9,9 @@ PATIENT: Final = "bsante.patient.v1"
 SLA_MONITOR: Final = "bsante.sla-monitor.v1"
 FORMS: Final = "bsante.forms.v1"
 CARD_BRIDGE: Final = "bsante.card-bridge.v1"
+DOCUMENTS: Final = "bsante.documents.v1"
+DMP_CONNECTOR: Final = "bsante.dmp-connector.v1"
+MSS_CONNECTOR: Final = "bsante.mss-connector.v1"
 # Access-audit records, produced by every service that touches patient data, kept by identity.
 AUDIT: Final = "bsante.audit.v1"
 # Operational facts (a job that gave up, ...), produced by any service, for the SLA monitor.

@@ -3,6 +3,14 @@
 from bsante.contracts.events.audit import AccessAction, PatientDataAccessed
 from bsante.contracts.events.base import Payload, event
 from bsante.contracts.events.card_bridge import VitaleBeneficiary, VitaleCardRead
+from bsante.contracts.events.documents import (
+    DmpIntent,
+    DmpVisibility,
+    DocumentReplaced,
+    DocumentSigned,
+    ExternalDocumentAttached,
+    MssRecipient,
+)
 from bsante.contracts.events.forms import FormCompleted
 from bsante.contracts.events.identity import (
     DIRECTORY_TENANT,
@@ -50,6 +58,12 @@ __all__ = [
     "UserLockedOut",
     "event",
     "FormCompleted",
+    "DmpIntent",
+    "DmpVisibility",
+    "DocumentReplaced",
+    "DocumentSigned",
+    "ExternalDocumentAttached",
+    "MssRecipient",
     "JobFailed",
     "JobFailureReason",
 ]
