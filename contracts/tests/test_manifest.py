@@ -150,3 +150,38 @@ def test_a_distribution_named_otherwise_than_its_entry_is_refused(tmp_path: Path
         (tmp_path / entry.folder / "pyproject.toml").write_text('[project]\nname = "bsante-x"\n')
     with pytest.raises(ManifestError, match="must name the distribution bsante-identity"):
         manifest.rendered(tmp_path, load())
+
+
+def test_scopes_default_to_reading_each_called_service() -> None:
+    base = GATEWAY + (
+        '[services.forms]\nkind = "service"\nmodule = "bsante.forms"\n'
+        'folder = "services/forms"\nport = 8084\ncalls = ["patient"]\n'
+        '[services.patient]\nkind = "service"\nmodule = "bsante.patient"\n'
+        'folder = "services/patient"\nport = 8082\n'
+    )
+    assert parse(base).get("forms").scopes == ("patient:read",)
+    explicit = base.replace(
+        'calls = ["patient"]', 'calls = ["patient"]\nscopes = ["documents:read"]'
+    )
+    assert parse(explicit).get("forms").scopes == ("documents:read",)
+    with pytest.raises(ManifestError, match="scopes"):
+        parse(base.replace('calls = ["patient"]', 'calls = ["patient"]\nscopes = ["Not A Scope"]'))
+
+
+def test_a_new_service_reaches_the_helm_chart(tmp_path: Path) -> None:
+    checkout(tmp_path)
+    source = tmp_path / manifest.SOURCE
+    source.write_text(
+        source.read_text() + '\n[services.letters]\nkind = "service"\nmodule = "bsante.letters"\n'
+        'folder = "services/letters"\nport = 8099\nexternal = ["mssante"]\n'
+    )
+    (tmp_path / "services/letters").mkdir(parents=True)
+    (tmp_path / "services/letters/pyproject.toml").write_text(
+        '[project]\nname = "bsante-letters"\n'
+    )
+    assert manifest.main(["generate", "--root", str(tmp_path)]) == 0
+    chart = tmp_path / "deploy/helm/bsante"
+    assert "  letters:\n    enabled: true\n" in (chart / "values.yaml").read_text()
+    assert "    mssante:\n      cidrs: []\n" in (chart / "values.yaml").read_text()
+    assert '"letters"' in (chart / "values.schema.json").read_text()
+    assert '"name": "letters"' in (chart / "files/manifest.json").read_text()

@@ -24,7 +24,7 @@ from bsante.chassis.auth import JwksSource, TokenVerifier, http_jwks_source
 from bsante.chassis.blobs import BlobStore
 from bsante.chassis.blobs.factory import blob_store_from_url
 from bsante.chassis.bus import EventBus
-from bsante.chassis.bus.factory import bus_from_url
+from bsante.chassis.bus.factory import bus_from_url, kafka_security
 from bsante.chassis.errors import Unauthorized, install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.jobs import INDEXES as JOB_INDEXES
@@ -98,7 +98,9 @@ class Service(Generic[S]):
             database = settings.store_database or self.name.replace("-", "_")
             store = store_from_url(settings.store_url, database=database)
         if bus is None:
-            bus = bus_from_url(settings.bus_url, client_id=self.name)
+            bus = bus_from_url(
+                settings.bus_url, client_id=self.name, security=kafka_security(settings)
+            )
         self._store: Store | None = None if store is False else store
         self._bus: EventBus | None = None if bus is False else bus
         self._messaging: Messaging | None = None
@@ -137,6 +139,8 @@ class Service(Generic[S]):
             else None
         )
         self.supervisor = Supervisor(self.name)
+        # Set on SIGTERM by the runner: readiness fails while the pod is taken out of service.
+        self.draining = False
         if self._blobs is not None:
             self.supervisor.add(
                 Periodic(BLOB_GC_TASK, self._collect_blobs, every=settings.blob_gc_interval_seconds)
@@ -328,6 +332,13 @@ class Service(Generic[S]):
         return {"status": "live", "service": self.name}
 
     async def _ready(self, request: Request) -> Response:
+        if self.draining:
+            return problem(
+                503,
+                f"{self.name} is shutting down",
+                kind="not-ready",
+                errors=[{"field": "draining", "message": "SIGTERM received"}],
+            )
         checks = await self.readiness()
         if all(reason is None for reason in checks.values()):
             return JSONResponse(

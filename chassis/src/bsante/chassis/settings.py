@@ -15,6 +15,14 @@ class ServiceSettings(BaseSettings):
     store_url: str = Field("sqlite:///var/service.db", description="sqlite:///... or mongodb://")
     store_database: str = Field("", description="MongoDB database name (default: service name)")
     bus_url: str = Field("embedded://var", description="embedded://<dir> or kafka://host:9092")
+    # Kafka security (distributed topology): TLS to the brokers, optionally with a client
+    # certificate (Strimzi KafkaUser of type tls) or SASL SCRAM-SHA-512 over TLS.
+    bus_tls: bool = Field(False, description="Connect to Kafka over TLS")
+    bus_ca_file: str = Field("", description="PEM file of the brokers' CA (default: system CAs)")
+    bus_cert_file: str = Field("", description="PEM client certificate (mutual TLS)")
+    bus_key_file: str = Field("", description="PEM key of the client certificate")
+    bus_sasl_username: str = Field("", description="SASL SCRAM-SHA-512 user (implies TLS)")
+    bus_sasl_password_file: str = Field("", description="File holding the SASL password")
     jwks_url: str = Field(
         "http://127.0.0.1:8000/api/identity/.well-known/jwks.json",
         description="Where this service fetches identity's public keys",
@@ -65,6 +73,17 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Browser origins allowed by CORS (JSON list); none by default",
+    )
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        description="On SIGTERM: how long /health/ready answers 503 (while the load balancer "
+        "takes the pod out) before the server stops accepting, finishes what is in flight, "
+        "and exits",
+    )
+    shutdown_timeout_seconds: float = Field(
+        15.0, ge=1, le=600, description="Longest wait for requests in flight once draining"
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

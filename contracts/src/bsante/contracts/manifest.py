@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal, cast
 
+from bsante.contracts import helm_values
+
 Kind = Literal["service", "gateway", "workstation-agent"]
 KINDS: tuple[Kind, ...] = ("service", "gateway", "workstation-agent")
 SOURCE = "contracts/src/bsante/contracts/services.toml"
@@ -29,7 +31,19 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _MODULE = re.compile(r"^bsante\.[a-z_][a-z0-9_]*$")
 _TOPIC = re.compile(r"^bsante\.[a-z0-9-]+\.v[0-9]+$")
 _ENV_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_FIELDS = {"kind", "module", "folder", "port", "produces", "consumes", "calls", "external", "env"}
+_SCOPE = re.compile(r"^[a-z][a-z-]*:[a-z]+$")
+_FIELDS = {
+    "kind",
+    "module",
+    "folder",
+    "port",
+    "produces",
+    "consumes",
+    "calls",
+    "scopes",
+    "external",
+    "env",
+}
 
 
 class ManifestError(ValueError):
@@ -46,6 +60,8 @@ class ServiceEntry:
     produces: tuple[str, ...] = ()
     consumes: tuple[str, ...] = ()
     calls: tuple[str, ...] = ()
+    # Service scopes its client-credentials token asks for (default: `<peer>:read` per call).
+    scopes: tuple[str, ...] = ()
     external: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -143,6 +159,7 @@ def _entry(name: str, raw: object) -> ServiceEntry:
         isinstance(k, str) and _ENV_KEY.match(k) and isinstance(v, str) for k, v in env.items()
     ):
         raise ManifestError(f"{SOURCE}: services.{name}.env must map UPPER_CASE names to strings")
+    calls = _strings(name, "calls", table.get("calls", []), _NAME)
     return ServiceEntry(
         name=name,
         kind=kind,
@@ -151,7 +168,10 @@ def _entry(name: str, raw: object) -> ServiceEntry:
         port=port,
         produces=_strings(name, "produces", table.get("produces", []), _TOPIC),
         consumes=_strings(name, "consumes", table.get("consumes", []), _TOPIC),
-        calls=_strings(name, "calls", table.get("calls", []), _NAME),
+        calls=calls,
+        scopes=_strings(
+            name, "scopes", table.get("scopes", [f"{peer}:read" for peer in calls]), _SCOPE
+        ),
         external=_strings(name, "external", table.get("external", []), None),
         env=cast(dict[str, str], env),
     )
@@ -276,7 +296,7 @@ def _compose_services(m: Manifest) -> str:
         if e.name == "identity" and clients:
             registry = {
                 c.name: {
-                    "scopes": [f"{peer}:read" for peer in c.calls],
+                    "scopes": list(c.scopes),
                     "secret_file": f"{SECRETS_DIR}/{c.name}.secret",
                 }
                 for c in clients
@@ -394,6 +414,31 @@ def _replace_block(block: Callable[[Manifest], str]) -> Callable[[str, Manifest]
     return apply
 
 
+def _replace_blocks(*blocks: Callable[[Manifest], str]) -> Callable[[str, Manifest], str]:
+    """The n-th BEGIN ... END block becomes `blocks[n]` (a file with several blocks)."""
+
+    def apply(text: str, m: Manifest) -> str:
+        lines = text.splitlines(keepends=True)
+        starts = [i for i, line in enumerate(lines) if BEGIN in line]
+        ends = [i for i, line in enumerate(lines) if line.strip() == END]
+        pairs = list(zip(starts, ends, strict=False))
+        if (
+            len(starts) != len(blocks)
+            or len(ends) != len(blocks)
+            or any(end < start for start, end in pairs)
+            or any(pairs[i][1] > pairs[i + 1][0] for i in range(len(pairs) - 1))
+        ):
+            raise ManifestError(f"expected {len(blocks)} `{BEGIN}` ... `{END}` blocks")
+        out: list[str] = []
+        previous = 0
+        for (start, end), block in zip(pairs, blocks, strict=True):
+            out += [*lines[previous : start + 1], block(m)]
+            previous = end
+        return "".join([*out, *lines[previous:]])
+
+    return apply
+
+
 def _whole(render: Callable[[Manifest], str]) -> Callable[[str, Manifest], str]:
     return lambda _, m: render(m)
 
@@ -417,6 +462,11 @@ TARGETS: dict[str, Callable[[str, Manifest], str]] = {
         _replace_line(r"for t in [^;]*;", _compose_topics), _replace_block(_compose_services)
     ),
     "deploy/docker-bake.hcl": _whole(_bake),
+    f"{helm_values.CHART}/files/manifest.json": _whole(helm_values.manifest_json),
+    f"{helm_values.CHART}/values.schema.json": _whole(helm_values.schema_json),
+    f"{helm_values.CHART}/values.yaml": _replace_blocks(
+        helm_values.external_block, helm_values.services_block
+    ),
 }
 
 
@@ -456,6 +506,7 @@ def _as_json(entry: ServiceEntry) -> dict[str, object]:
         "produces": list(entry.produces),
         "consumes": list(entry.consumes),
         "calls": list(entry.calls),
+        "scopes": list(entry.scopes),
         "external": list(entry.external),
         "env": dict(entry.env),
     }

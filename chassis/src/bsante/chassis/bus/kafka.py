@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.metrics import MeterProvider
@@ -51,11 +52,13 @@ class KafkaBus(EventBus):
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (frozen dataclass, safe to share)
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        security: BaseSecurity | None = None,
     ) -> None:
         self.retry = retry
         self.broker = KafkaBroker(
             bootstrap_servers,
             client_id=client_id,
+            security=security,
             enable_idempotence=True,
             acks="all",
             middlewares=(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from bsante.chassis.auth import JwksSource
@@ -48,7 +49,10 @@ def build(
         return {"keys": [k.public_jwk() for k in await svc.app.state.keyring.current()]}
 
     async def start(service: Service[IdentitySettings]) -> None:
-        ring = keys.KeyRing(service.store, signing_keys, token_ttl, settings.key_cache_seconds)
+        directory = Path(settings.signing_keys_dir) if settings.signing_keys_dir else None
+        ring = keys.KeyRing(
+            service.store, signing_keys, token_ttl, settings.key_cache_seconds, directory
+        )
         service.app.state.keyring = ring
         await ring.reload()
         await backfill_claims(service.store)
@@ -89,7 +93,9 @@ def build_embedded(context: EmbeddedContext) -> Service[IdentitySettings]:
         }
 
     svc = build(
-        IdentitySettings(store_url=context.store_url("identity"), bus_url=context.bus_url),
+        IdentitySettings(
+            store_url=context.store_url("identity"), bus_url=context.bus_url, seed_demo=True
+        ),
         extra_service_clients=clients,
     )
     signing_keys: list[keys.SigningKey] = svc.app.state.signing_keys

@@ -6,12 +6,22 @@ just before may refetch it only 10 s later (the chassis verifier's rate limit), 
 token carries the new `kid`, every verifier can learn it. The previous key is stamped
 `retired_at` and stays in the JWKS until every token it signed has expired (access-token TTL
 plus a margin), then is dropped. The signing key is the newest active one.
+
+In the distributed topology the keys may instead be mounted files (a Kubernetes Secret): every
+`*.pem` of `signing_keys_dir` is published, `current.pem` signs, and the operator rotates by
+updating the Secret (add the new key as `current.pem`, keep the old one under another name
+until its tokens have expired). Nothing is then written to the store, and the rotation route
+refuses.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -19,13 +29,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bsante.chassis.auth import SigningKey
 
-__all__ = ["KeyRing", "SigningKey", "load_or_create", "rotate"]
+__all__ = ["KeyRing", "SigningKey", "load_from_directory", "load_or_create", "rotate"]
 from bsante.chassis.messaging import UnitOfWork
 from bsante.chassis.store import DuplicateDocument, Store
 from bsante.contracts.events import SigningKeyRotated
 
 COLLECTION = "signing_keys"
 CURRENT = "current"
+CURRENT_FILE = "current.pem"
 # Clock skew and in-flight requests: keep a retired key this much longer than a token lives.
 RETIREMENT_MARGIN = timedelta(minutes=2)
 PLATFORM = "platform"
@@ -63,6 +74,38 @@ def _decode(entry: dict[str, Any]) -> SigningKey:
     private = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
     assert isinstance(private, Ed25519PrivateKey)
     return SigningKey(entry["kid"], private)
+
+
+class KeyFilesError(ValueError):
+    """The mounted signing keys are missing or not Ed25519 private keys."""
+
+
+def _thumbprint(private: Ed25519PrivateKey) -> str:
+    """RFC 7638 thumbprint of the public key: a kid that is the same on every replica."""
+    raw = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()[:22]
+
+
+def load_from_directory(directory: Path) -> list[SigningKey]:
+    """The mounted key set: `current.pem` first (it signs), then the others by file name."""
+    files = sorted(directory.glob("*.pem"), key=lambda f: (f.name != CURRENT_FILE, f.name))
+    if not files or files[0].name != CURRENT_FILE:
+        raise KeyFilesError(f"no {CURRENT_FILE} among the signing keys of {directory}")
+    ring = []
+    for file in files:
+        try:
+            private = serialization.load_pem_private_key(file.read_bytes(), password=None)
+        except ValueError:
+            raise KeyFilesError(f"{file.name} is not a PEM private key") from None
+        if not isinstance(private, Ed25519PrivateKey):
+            raise KeyFilesError(f"{file.name} is not an Ed25519 key")
+        ring.append(SigningKey(_thumbprint(private), private))
+    return ring
 
 
 async def load_or_create(
@@ -122,16 +165,25 @@ class KeyRing:
     """
 
     def __init__(
-        self, store: Store, keys: list[SigningKey], token_ttl: timedelta, cache_seconds: float
+        self,
+        store: Store,
+        keys: list[SigningKey],
+        token_ttl: timedelta,
+        cache_seconds: float,
+        directory: Path | None = None,
     ) -> None:
         self._store = store
+        self.directory = directory
         self.keys = keys
         self._ttl = token_ttl
         self._cache = cache_seconds
         self._loaded_at = 0.0
 
     async def reload(self) -> None:
-        self.keys[:] = await load_or_create(self._store, self._ttl)
+        if self.directory is not None:
+            self.keys[:] = load_from_directory(self.directory)
+        else:
+            self.keys[:] = await load_or_create(self._store, self._ttl)
         self._loaded_at = time.monotonic()
 
     async def current(self) -> list[SigningKey]:

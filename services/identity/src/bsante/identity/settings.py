@@ -26,7 +26,14 @@ class IdentitySettings(ServiceSettings):
         description="After a refresh, the old refresh token returns the same new pair for this "
         "long (two tabs refreshing at once); a reuse later revokes the session",
     )
-    seed_demo: bool = Field(True, description="Create the demo structures and users if absent")
+    seed_demo: bool = Field(
+        False, description="Create the demo structures and users if absent (demo only)"
+    )
+    signing_keys_dir: str = Field(
+        "",
+        description="Directory of mounted Ed25519 PEM keys (current.pem signs, every *.pem is "
+        "published); empty: keys generated and kept in the store",
+    )
     lockout_threshold: int = Field(5, ge=1, le=100, description="Failures before a lock")
     lockout_base_seconds: int = Field(30, ge=1, description="First lock; doubles per failure")
     lockout_max_seconds: int = Field(3600, ge=1, description="Longest lock")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
+from bsante.chassis.openapi import problems
 from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.accounts import STRUCTURES
@@ -65,7 +66,7 @@ class RotatedKey(BaseModel):
     published_kids: list[str]
 
 
-@router.post("/admin/signing-keys/rotate", response_model=RotatedKey)
+@router.post("/admin/signing-keys/rotate", response_model=RotatedKey, responses=problems(409))
 async def rotate_signing_key(
     _: Operator,
     uow: UnitOfWorkDep,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bsante.chassis.errors import NotFoundError, RuleViolation
+from bsante.chassis.errors import ConflictError, NotFoundError, RuleViolation
 from bsante.identity import keys
 from bsante.identity.accounts import STRUCTURES
 from bsante.identity.directory.identifiers import FINESS
@@ -65,6 +65,10 @@ async def rotate_signing_key(
 ) -> RotatedKey:
     """Publish a new key now that signs after `delay`; the previous one stays published until
     the tokens it signed have expired."""
+    if ring.directory is not None:
+        raise ConflictError(
+            "The signing keys are mounted files: rotate them by updating their secret"
+        )
     async with uow() as unit:
         kid, previous, activates_at = await keys.rotate(unit, token_ttl, delay)
     await ring.reload()
