@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CLIENT := clients/typescript
 
-.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded clean debian-packages client fuzz
+.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded clean debian-packages client fuzz backup restore
 
 $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,17 @@ test-loaded: dev
 	@stress-ng --cpu 2 --timeout 3600s >/dev/null & load=$$!; status=0; \
 	for run in 1 2 3; do $(VENV)/bin/pytest -q -p no:cacheprovider || { status=1; break; }; done; \
 	kill $$load; exit $$status
+
+# Online, consistent backup of the embedded data directory (DATA, default var) into BACKUPS;
+# restore BACKUP into an empty DATA directory (never over data).
+DATA    ?= var
+BACKUPS ?= backups
+backup: install
+	$(PY) -m bsante.platform.backup backup --data $(DATA) --to $(BACKUPS)
+
+restore: install
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<name> [DATA=var]" >&2; exit 2; }
+	$(PY) -m bsante.platform.backup restore $(BACKUP) --data $(DATA)
 
 clean:
 	rm -rf $(VENV) var
