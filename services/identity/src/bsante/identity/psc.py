@@ -49,6 +49,10 @@ class PscLoginRefused(AuthenticationFailed):
 
     kind = "psc-login-refused"
 
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        errors = [{"field": field, "message": detail, "type": "psc"}] if field else []
+        super().__init__(detail, errors=errors)
+
 
 class PscNoAccount(AccessDenied):
     """The provider authenticated a professional no platform account is linked to."""
@@ -113,7 +117,9 @@ def verify_id_token(
     try:
         decoded = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
     except (JoseError, ValueError):
-        raise PscLoginRefused("ID token refused: its signature does not verify") from None
+        raise PscLoginRefused(
+            "ID token refused: its signature does not verify", field="id_token"
+        ) from None
     claims = CodeIDToken(
         decoded.claims,
         decoded.header,
@@ -130,7 +136,9 @@ def verify_id_token(
         claims.validate(now=now if now is not None else int(time.time()), leeway=LEEWAY_SECONDS)
     except JoseError as error:
         claim = getattr(error, "claim", None) or error.error
-        raise PscLoginRefused(f"ID token refused: {claim} ({error.error})") from None
+        raise PscLoginRefused(
+            f"ID token refused: {claim} ({error.error})", field=f"id_token.{claim}"
+        ) from None
     return dict(claims)
 
 
@@ -239,7 +247,7 @@ class PscClient:
             raise PscUnavailable("Pro Santé Connect's token endpoint answered no JSON") from None
         if response.status_code != 200 or not isinstance(body, dict):
             error = body.get("error", "error") if isinstance(body, dict) else "error"
-            raise PscLoginRefused(f"Pro Santé Connect refused the code: {error}")
+            raise PscLoginRefused(f"Pro Santé Connect refused the code: {error}", field="code")
         if not isinstance(body.get("id_token"), str) or not isinstance(
             body.get("access_token"), str
         ):

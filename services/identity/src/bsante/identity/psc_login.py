@@ -68,7 +68,9 @@ class PendingLogin:
 
 async def consume_state(store: Store, state: str, now: datetime) -> PendingLogin:
     """The login the state belongs to, spent by this call; refused if unknown, expired or used."""
-    refused = PscLoginRefused("Unknown, expired or already used state; start the login again")
+    refused = PscLoginRefused(
+        "Unknown, expired or already used state; start the login again", field="state"
+    )
     if not state or len(state) > MAX_STATE_LENGTH:
         raise refused
     try:
@@ -105,17 +107,21 @@ async def complete(
     psc = _configured(client)
     pending = await consume_state(store, cmd.state, sessions.clock())
     if cmd.error or not cmd.code:
-        raise PscLoginRefused(f"Pro Santé Connect did not authenticate: {cmd.error or 'no code'}")
+        raise PscLoginRefused(
+            f"Pro Santé Connect did not authenticate: {cmd.error or 'no code'}", field="code"
+        )
     tokens = await psc.exchange_code(cmd.code, pending.code_verifier)
     claims = await psc.verify(tokens["id_token"], pending.nonce, tokens["access_token"])
     info = await psc.userinfo(tokens["access_token"])
     if info.get("sub") != claims.get("sub"):
         # OIDC Core 5.3.2: a userinfo answer about someone else must not be used.
-        raise PscLoginRefused("Userinfo refused: its sub is not the ID token's")
+        raise PscLoginRefused("Userinfo refused: its sub is not the ID token's", field="sub")
     try:
         ps_id_nat = PSIdNat(str(info.get("SubjectNameID", ""))).value
     except ValueError:
-        raise PscLoginRefused("Userinfo refused: SubjectNameID is not a PSIdNat") from None
+        raise PscLoginRefused(
+            "Userinfo refused: SubjectNameID is not a PSIdNat", field="SubjectNameID"
+        ) from None
     user_id = await accounts.account_of_professional(ps_id_nat)
     found = await accounts.get(user_id) if user_id else None
     if found is None or not found[0].active:
