@@ -42,6 +42,7 @@ from joserfc.jws import extract_compact
 REALM = "/auth/realms/esante-wallet"
 OIDC = f"{REALM}/protocol/openid-connect"
 ACR = "eidas1"
+DEMO_CLIENT_ID = "bsante-demo"
 SCOPES = ["openid", "scope_all"]
 
 
@@ -460,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
-    parser.add_argument("--client-id", default="bsante-demo")
+    parser.add_argument("--client-id", default=DEMO_CLIENT_ID)
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--redirect-uri", action="append", required=True)
     parser.add_argument("--post-logout-redirect-uri", action="append", default=[])
