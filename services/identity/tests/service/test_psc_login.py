@@ -22,6 +22,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi import FastAPI
+from joserfc.jwk import KeySet, RSAKey
 
 from bsante.chassis.service import Service
 from bsante.gateway.app import build_embedded
@@ -458,3 +459,26 @@ async def test_the_provider_refuses_a_wrong_client_secret(provider: FastAPI) -> 
             auth=(CLIENT_ID, "wrong"),
         )
         assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+
+
+async def test_private_key_jwt_client_authentication_signs_in_without_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = RSAKey.generate_key(2048)
+    (tmp_path / "psc-key.pem").write_bytes(key.as_pem(private=True))
+    public = KeySet([key]).as_dict(private=False)
+    client = RegisteredClient(CLIENT_ID, [REDIRECT], None, dict(public))
+    async with serving({CLIENT_ID: client}) as provider:
+        _configure(monkeypatch, provider.state.config.issuer)
+        monkeypatch.delenv("IDENTITY_PSC_CLIENT_SECRET")
+        monkeypatch.setenv("IDENTITY_PSC_PRIVATE_KEY_FILE", str(tmp_path / "psc-key.pem"))
+        async for browser in _browser(tmp_path / "data", provider):
+            answer = await browser.login()
+            assert answer.status_code == 200, answer.text
+        # A key the provider does not know is refused at the token endpoint.
+        other = RSAKey.generate_key(2048)
+        (tmp_path / "psc-key.pem").write_bytes(other.as_pem(private=True))
+        async for browser in _browser(tmp_path / "data2", provider):
+            answer = await browser.login()
+            assert answer.status_code == 401
+            assert "invalid_client" in answer.json()["detail"]

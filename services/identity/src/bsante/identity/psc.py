@@ -23,7 +23,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, RSAKey
 from joserfc.jws import extract_compact
 
 from bsante.chassis.errors import AccessDenied, AuthenticationFailed, Unavailable
@@ -227,9 +227,11 @@ class PscClient:
         if self.config.private_key_pem:
             form["client_id"] = self.config.client_id
             form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-            form["client_assertion"] = private_key_jwt_sign(
-                self.config.private_key_pem, self.config.client_id, endpoint, alg="RS256"
-            ).decode()
+            key = RSAKey.import_key(self.config.private_key_pem)
+            assertion = private_key_jwt_sign(key, self.config.client_id, endpoint, alg="RS256")
+            form["client_assertion"] = (
+                assertion.decode() if isinstance(assertion, bytes) else str(assertion)
+            )
         else:
             auth = httpx.BasicAuth(self.config.client_id, self.config.client_secret)
         try:
