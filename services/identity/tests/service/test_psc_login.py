@@ -27,7 +27,7 @@ from joserfc.jwk import KeySet, RSAKey
 from bsante.chassis.service import Service
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
-from bsante.identity.psc_provider import OIDC, RegisteredClient, serving
+from bsante.identity.psc_provider import OIDC, RegisteredClient, rotate_keys, serving
 from bsante.platform.embedded import build_services
 
 CLIENT_ID = "bsante-test"
@@ -152,6 +152,14 @@ async def test_a_professional_signs_in_with_psc_and_gets_the_platform_tokens(
         json={"refresh_token": tokens["refresh_token"]},
     )
     assert refreshed.status_code == 200
+
+
+async def test_a_rotation_of_the_providers_keys_is_followed(browser: Browser) -> None:
+    assert (await browser.login()).status_code == 200  # the JWKS is now cached
+    rotate_keys(browser.provider)
+    # The next ID token names a kid identity has not seen: it fetches the JWKS again.
+    answer = await browser.login()
+    assert answer.status_code == 200, answer.text
 
 
 async def test_a_professional_without_an_account_is_refused_and_nothing_is_created(

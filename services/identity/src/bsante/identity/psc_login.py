@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bsante.chassis.store import DuplicateDocument, Store
+from bsante.chassis.store import ConcurrencyConflict, DuplicateDocument, Store
 from bsante.identity.accounts import Accounts
 from bsante.identity.directory.identifiers import PSIdNat
 from bsante.identity.handlers.sessions import SessionPorts, TokenPair, open_session
@@ -79,7 +79,9 @@ async def consume_state(store: Store, state: str, now: datetime) -> PendingLogin
             if doc is None:
                 raise refused
             await tx.insert(STATE_USES, state, {"used_at": now.isoformat()})
-    except DuplicateDocument:
+    except (DuplicateDocument, ConcurrencyConflict):
+        # Another callback with this state claimed it first (MongoDB may report the race as a
+        # write conflict rather than a duplicate key).
         raise refused from None
     if datetime.fromisoformat(doc.data["expires_at"]) <= now:
         raise refused

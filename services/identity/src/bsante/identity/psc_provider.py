@@ -131,8 +131,7 @@ def build_provider(config: ProviderConfig) -> FastAPI:
     """The provider's ASGI app; `app.state.config` is the `ProviderConfig` (tests change it)."""
     app = FastAPI(title="Pro Santé Connect (local)", docs_url=None, redoc_url=None)
     app.state.config = config
-    key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig"})
-    keys = KeySet([key])
+    rotate_keys(app)
     pending: dict[str, _Pending] = {}
     codes: dict[str, _Code] = {}
     access_tokens: dict[str, tuple[str, float]] = {}
@@ -181,7 +180,8 @@ def build_provider(config: ProviderConfig) -> FastAPI:
 
     @app.get(f"{OIDC}/certs")
     async def certs() -> dict[str, Any]:
-        return dict(keys.as_dict(private=False))
+        published: KeySet = app.state.keys
+        return dict(published.as_dict(private=False))
 
     @app.get(f"{OIDC}/auth")
     async def authorize(request: Request) -> Response:
@@ -320,6 +320,7 @@ def build_provider(config: ProviderConfig) -> FastAPI:
         }
         if code.pending.nonce:
             claims["nonce"] = code.pending.nonce
+        key: RSAKey = app.state.signing_key
         return jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, key)
 
     @app.post(f"{OIDC}/token")
@@ -409,7 +410,7 @@ def build_provider(config: ProviderConfig) -> FastAPI:
         hint = q.get("id_token_hint")
         if client is None and hint:
             try:
-                decoded = jwt.decode(hint, keys, algorithms=["RS256"])
+                decoded = jwt.decode(hint, app.state.keys, algorithms=["RS256"])
                 client = config.clients.get(str(decoded.claims.get("aud", "")))
             except (JoseError, ValueError):
                 client = None
@@ -420,6 +421,15 @@ def build_provider(config: ProviderConfig) -> FastAPI:
         return RedirectResponse(target + suffix, status_code=302)
 
     return app
+
+
+def rotate_keys(app: FastAPI) -> None:
+    """Sign with a new RS256 key from now on; the previous ones stay published (as PSC does
+    during a rotation, so tokens signed just before still verify)."""
+    key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8), "use": "sig"})
+    previous: list[RSAKey] = list(app.state.keys.keys) if hasattr(app.state, "keys") else []
+    app.state.keys = KeySet([key, *previous])
+    app.state.signing_key = key
 
 
 def _subject(ps_id_nat: str) -> str:
