@@ -31,7 +31,7 @@ P = TypeVar("P", bound=type[Payload])
 
 def event(topic: str, version: int = 1, *, name: str | None = None) -> Callable[[P], P]:
     """Register a payload class under its class name as event type (or `name`: an older
-    version kept beside the current class, e.g. `LegacyUserLoggedIn` registered as `UserLoggedIn` v1)."""
+    version kept beside the current class, e.g. `LegacyUserLoggedIn` as `UserLoggedIn` v1)."""
 
     def wrap(cls: P) -> P:
         event_type = name or cls.__name__
