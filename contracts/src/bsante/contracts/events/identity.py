@@ -22,6 +22,7 @@ DirectorySource = Literal["annuaire", "manual"]
 class LegacyUserLoggedIn(Payload):
     """A user opened a session (password or CPS card). v1 of `UserLoggedIn`, superseded by v2
     (which identity emits), kept for the consumers of v1."""
+
     user_id: str
     method: Literal["password", "cps"]
 
