@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+PSC_PORT ?= 8091
 PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/gateway services/documents platform
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -36,7 +37,7 @@ install: debian-packages $(VENV)/.installed
 dev: debian-packages $(VENV)/.dev
 
 run: install
-	$(PY) -m bsante.platform --port $(PORT)
+	$(PY) -m bsante.platform --port $(PORT) --psc-port $(PSC_PORT)
 
 lint: dev
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,9 @@ PUBLIC = {
     "/api/identity/auth/logout",
     "/api/identity/auth/cps/challenge",
     "/api/identity/auth/cps/token",
+    "/api/identity/auth/psc/authorize",
+    "/api/identity/auth/psc/callback",
+    "/api/identity/auth/psc/logout",
     "/api/identity/.well-known/jwks.json",
     # RFC 6749: the client authenticates in the request itself (HTTP Basic), not with a bearer.
     "/api/identity/oauth/token",

@@ -29,14 +29,16 @@ class Payload(BaseModel):
 P = TypeVar("P", bound=type[Payload])
 
 
-def event(topic: str, version: int = 1) -> Callable[[P], P]:
-    """Register a payload class under its class name as event type."""
+def event(topic: str, version: int = 1, *, name: str | None = None) -> Callable[[P], P]:
+    """Register a payload class under its class name as event type (or `name`: an older
+    version kept beside the current class, e.g. `LegacyUserLoggedIn` as `UserLoggedIn` v1)."""
 
     def wrap(cls: P) -> P:
-        cls.event_type = cls.__name__
+        event_type = name or cls.__name__
+        cls.event_type = event_type
         cls.schema_version = version
         cls.topic = topic
-        registry.register(EventSpec(cls.__name__, version, topic, cls, (cls.__doc__ or "").strip()))
+        registry.register(EventSpec(event_type, version, topic, cls, (cls.__doc__ or "").strip()))
         return cls
 
     return wrap

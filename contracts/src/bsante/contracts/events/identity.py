@@ -18,12 +18,22 @@ DIRECTORY_TENANT: Final = "national-directory"
 DirectorySource = Literal["annuaire", "manual"]
 
 
-@event(topics.IDENTITY)
-class UserLoggedIn(Payload):
-    """A user opened a session (password or CPS card)."""
+@event(topics.IDENTITY, name="UserLoggedIn")
+class LegacyUserLoggedIn(Payload):
+    """A user opened a session (password or CPS card). v1 of `UserLoggedIn`, superseded by v2
+    (which identity emits), kept for the consumers of v1."""
 
     user_id: str
     method: Literal["password", "cps"]
+
+
+@event(topics.IDENTITY, version=2)
+class UserLoggedIn(Payload):
+    """A user opened a session: password, CPS card, or Pro Santé Connect (`psc`: e-CPS app or
+    card through the national provider). v2: a consumer of v1 would refuse the new method."""
+
+    user_id: str
+    method: Literal["password", "cps", "psc"]
 
 
 @event(topics.IDENTITY)

@@ -17,6 +17,7 @@ from bsante.identity.cps_login import load_trust
 from bsante.identity.directory import repository as directory
 from bsante.identity.http import routers
 from bsante.identity.ports import Clock, PasswordHasher, system_clock
+from bsante.identity.psc import PscClient, PscClientConfig
 from bsante.identity.seed import seed_demo
 from bsante.identity.service_clients import ServiceClientSpec, hash_secret
 from bsante.identity.settings import IdentitySettings
@@ -43,12 +44,18 @@ def build(
         "cps_verifier": load_trust(settings),
         "clock": clock,
         "hasher": PasswordHasher(),
+        "psc_client": None,
     }
+    psc_config = PscClientConfig.from_settings(settings)
 
     async def local_jwks() -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in await svc.app.state.keyring.current()]}
 
     async def start(service: Service[IdentitySettings]) -> None:
+        if psc_config is not None:
+            # Created on the running loop; discovery happens at the first login, so a provider
+            # that is down at start delays nothing and only PSC logins answer 503.
+            service.app.state.psc_client = PscClient(psc_config)
         directory = Path(settings.signing_keys_dir) if settings.signing_keys_dir else None
         ring = keys.KeyRing(
             service.store, signing_keys, token_ttl, settings.key_cache_seconds, directory
@@ -67,6 +74,11 @@ def build(
         if settings.seed_demo:
             await seed_demo(service.store)
 
+    async def stop(service: Service[IdentitySettings]) -> None:
+        client: PscClient | None = service.app.state.psc_client
+        if client is not None:
+            await client.aclose()
+
     jwks: JwksSource = local_jwks
     svc = Service(
         settings,
@@ -76,6 +88,7 @@ def build(
         jwks=jwks,
         indexes=INDEXES,
         on_start=[start],
+        on_stop=[stop],
         standalone=standalone,
         state=state,
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bsante.identity.api import audit, auth, directory, oauth, structures, users
+from bsante.identity.api import audit, auth, directory, oauth, psc, structures, users
 
 routers: list[APIRouter] = [
     auth.router,
+    psc.router,
     users.router,
     structures.router,
     directory.router,

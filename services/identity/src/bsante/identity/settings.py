@@ -70,6 +70,31 @@ class IdentitySettings(ServiceSettings):
         description="After a rotation, the previous client secret stays valid this long",
     )
 
+    psc_issuer: str = Field(
+        "",
+        description="Pro Santé Connect issuer; its discovery document is "
+        "<issuer>/.well-known/openid-configuration. Empty: PSC login answers 503",
+    )
+    psc_client_id: str = Field("", description="Client id the ANS gave the platform")
+    psc_client_secret: str = Field("", description="Client secret (client_secret_basic)")
+    psc_client_secret_file: str = Field("", description="A file holding the client secret")
+    psc_private_key_file: str = Field(
+        "",
+        description="PEM private key for private_key_jwt client authentication (RS256); "
+        "when set, no secret is sent",
+    )
+    psc_redirect_uri: str = Field("", description="Redirect URI declared to the ANS")
+    psc_post_logout_redirect_uri: str = Field(
+        "", description="Where PSC's end-session endpoint sends the browser back"
+    )
+    psc_scope: str = Field("openid scope_all", description="Scopes asked of PSC")
+    psc_acr_values: list[str] = Field(
+        default_factory=lambda: ["eidas1"],
+        description="Accepted `acr` of the ID token (eidas1: CPS card or e-CPS app)",
+    )
+    psc_state_ttl_seconds: int = Field(600, ge=30, le=3600)
+    psc_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
     @model_validator(mode="after")
     def _service_tokens_outlive_no_key(self) -> Self:
         # A retired signing key stays published for the access-token lifetime (keys.py).

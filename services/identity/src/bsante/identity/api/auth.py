@@ -1,4 +1,7 @@
-"""Login (password, CPS card), refresh, logout, JWKS and the caller's own account."""
+"""Login (password, CPS card), refresh, logout, JWKS and the caller's own account.
+
+Pro Santé Connect login is `api/psc.py`; it answers with the same `TokenResponse`.
+"""
 
 from __future__ import annotations
 
@@ -54,7 +57,7 @@ class TokenResponse(BaseModel):
     acting_structure: str
 
 
-def _response(pair: sessions.TokenPair) -> TokenResponse:
+def token_response(pair: sessions.TokenPair) -> TokenResponse:
     return TokenResponse(
         access_token=pair.access_token,
         expires_in=pair.expires_in,
@@ -84,7 +87,7 @@ async def login(
         hasher=hasher,
         lockout=lockout,
     )
-    return _response(pair)
+    return token_response(pair)
 
 
 class RefreshRequest(BaseModel):
@@ -98,7 +101,7 @@ async def refresh(body: RefreshRequest, ports: SessionPortsDep) -> Any:
     Within a short grace window (IDENTITY_REFRESH_GRACE_SECONDS) the same token returns the
     same new pair again; after it, a reuse revokes the session.
     """
-    return _response(await sessions.refresh_session(ports, body.refresh_token))
+    return token_response(await sessions.refresh_session(ports, body.refresh_token))
 
 
 @router.post("/auth/logout", status_code=204)
@@ -159,7 +162,7 @@ async def cps_token(
         challenges=svc.store,
         verifier=verifier,
     )
-    return _response(pair)
+    return token_response(pair)
 
 
 @router.get("/.well-known/jwks.json")

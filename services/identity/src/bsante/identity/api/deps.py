@@ -15,6 +15,7 @@ from bsante.identity.domain import LockoutPolicy
 from bsante.identity.handlers.sessions import SessionPolicy, SessionPorts
 from bsante.identity.keys import KeyRing
 from bsante.identity.ports import Clock, PasswordHasher, UnitOfWorkFactory
+from bsante.identity.psc import PscClient
 from bsante.identity.settings import IdentitySettings
 
 settings = service_settings(IdentitySettings)
@@ -28,6 +29,11 @@ async def keyring(request: Request) -> KeyRing:
 async def cps_verifier(request: Request) -> CpsLoginVerifier | None:
     verifier: CpsLoginVerifier | None = request.app.state.cps_verifier
     return verifier
+
+
+async def psc_client(request: Request) -> PscClient | None:
+    client: PscClient | None = request.app.state.psc_client
+    return client
 
 
 async def clock(request: Request) -> Clock:
@@ -72,6 +78,7 @@ async def session_ports(request: Request, svc: ServiceDep) -> SessionPorts:
 SettingsDep = Annotated[IdentitySettings, Depends(settings)]
 KeyRingDep = Annotated[KeyRing, Depends(keyring)]
 CpsVerifierDep = Annotated[CpsLoginVerifier | None, Depends(cps_verifier)]
+PscClientDep = Annotated[PscClient | None, Depends(psc_client)]
 ClockDep = Annotated[Clock, Depends(clock)]
 HasherDep = Annotated[PasswordHasher, Depends(hasher)]
 UnitOfWorkDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work)]

@@ -43,7 +43,7 @@ from bsante.identity.ports import Clock, UnitOfWorkFactory
 SESSIONS = "sessions"
 REFRESH_TOKENS = "refresh_tokens"
 
-Method = Literal["password", "cps"]
+Method = Literal["password", "cps", "psc"]
 
 
 def token_digest(token: str) -> str:
@@ -114,9 +114,17 @@ def _token_record(session_id: str, now: datetime, predecessor: str | None = None
 
 
 async def open_session(
-    ports: SessionPorts, user: User, *, method: Method, acting_structure: str | None
+    ports: SessionPorts,
+    user: User,
+    *,
+    method: Method,
+    acting_structure: str | None,
+    provider: dict[str, Any] | None = None,
 ) -> TokenPair:
-    """Log the user in: access token, refresh token of a new session, `UserLoggedIn`."""
+    """Log the user in: access token, refresh token of a new session, `UserLoggedIn`.
+
+    `provider` is what an external identity provider's logout needs later (kept in the
+    session, e.g. Pro Santé Connect's ID token for its end-session endpoint)."""
     key = await ports.keyring.signing_key()
     policy = ports.policy
     now = ports.clock()
@@ -137,6 +145,7 @@ async def open_session(
                 "expires_at": (now + timedelta(seconds=policy.refresh_ttl_seconds)).isoformat(),
                 "revoked": False,
                 "revoked_reason": None,
+                "provider": provider,
             },
         )
         await uow.tx.insert(REFRESH_TOKENS, token_digest(refresh), _token_record(session_id, now))
@@ -283,16 +292,19 @@ async def refresh_session(ports: SessionPorts, refresh_token: str) -> TokenPair:
     return pair
 
 
-async def logout(uow: UnitOfWorkFactory, refresh_token: str) -> None:
-    """Revoke the session the refresh token belongs to (unknown tokens are ignored)."""
+async def logout(uow: UnitOfWorkFactory, refresh_token: str) -> dict[str, Any] | None:
+    """Revoke the session the refresh token belongs to (unknown tokens are ignored); return
+    the session as it was, or None."""
 
-    async def once() -> None:
+    async def once() -> dict[str, Any] | None:
         async with uow() as unit:
             token = await unit.tx.get(REFRESH_TOKENS, token_digest(refresh_token))
             if token is None:
-                return
+                return None
             session = await unit.tx.get(SESSIONS, str(token.data["session_id"]))
-            if session is not None:
-                await _revoke(unit.tx, session, "logout")
+            if session is None:
+                return None
+            await _revoke(unit.tx, session, "logout")
+            return session.data
 
-    await retried(once)
+    return await retried(once)
