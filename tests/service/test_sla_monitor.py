@@ -1,0 +1,343 @@
+"""The SLA monitor in the embedded platform: probes, incidents, tickets, compliance, usage.
+
+Probe cycles are run by the test (`monitor.cycle(at=...)`) with the periodic task switched off,
+so the times are the test's and nothing waits for a timer.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from kit import TILLEULS, Platform, eventually  # type: ignore[import-not-found]
+
+from bsante.chassis.store import Query
+from bsante.contracts import topics
+from bsante.contracts.events import JobFailed
+from bsante.gateway.app import build_embedded
+from bsante.gateway.settings import GatewaySettings
+from bsante.platform.embedded import build_services
+from bsante.sla_monitor import probes
+from bsante.sla_monitor.monitor import Monitor
+
+SLA = "/api/sla-monitor"
+
+
+@pytest.fixture
+async def sla(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Platform]:
+    monkeypatch.setenv("SLA_MONITOR_PROBES_ENABLED", "false")
+    monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_USERNAME", TILLEULS[0])
+    monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_PASSWORD", TILLEULS[1])
+    services = build_services(tmp_path)
+    app = build_embedded(GatewaySettings(), services)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
+            yield Platform(client, services, tmp_path)
+
+
+def monitor_of(p: Platform) -> Monitor:
+    m: Monitor = p.services["sla-monitor"].app.state.monitor
+    return m
+
+
+def ops(p: Platform) -> dict[str, str]:
+    return p.as_role("ops", "bsante-ops")
+
+
+def admin(p: Platform, structure: str = "demo-ehpad") -> dict[str, str]:
+    return p.as_role("structure_admin", structure)
+
+
+async def events_of(p: Platform, event_type: str, count: int = 1) -> list[dict[str, Any]]:
+    """The sla-monitor's events of a type on its topic, once at least `count` were published
+    (the relay publishes them after the commit)."""
+    bus = p.services["sla-monitor"].bus
+    found: list[dict[str, Any]] = []
+
+    async def published() -> bool:
+        found[:] = [
+            e
+            for e in (json.loads(m.value) for m in await bus.read(topics.SLA_MONITOR))  # type: ignore[attr-defined]
+            if e["event_type"] == event_type
+        ]
+        return len(found) >= count
+
+    await eventually(published)
+    return found
+
+
+class Broken(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"status": 503})
+
+
+async def test_probes_store_results_and_every_target_is_up(sla: Platform) -> None:
+    m = monitor_of(sla)
+    names = {t.name for t in m.prober.targets}
+    assert {"health:identity", "health:patient", "health:sla-monitor", "health:forms"} <= names
+    assert {"synthetic:login", "synthetic:patient_read"} <= names
+    at = datetime.now(UTC) - timedelta(minutes=10)
+    for n in range(3):
+        report = await m.cycle(at=at + timedelta(seconds=30 * n))
+        assert all(r.up for r in report.results), [(r.target.name, r.reason) for r in report.results]
+    states = await probes.current_states(sla.services["sla-monitor"].store)
+    assert {s["target"] for s in states} == names
+    spans = await sla.services["sla-monitor"].store.find(probes.SPANS, Query(limit=100))
+    assert len(spans) == len(names)  # one span per target, extended, not one row per probe
+    r = await sla.client.get(f"{SLA}/sla/availability?period=day", headers=ops(sla))
+    assert r.status_code == 200, r.text
+    platform_rows = [row for row in r.json()["rows"] if row["target"] == "platform"]
+    assert platform_rows and all(row["ratio_24x7"] in (None, 1.0) for row in platform_rows)
+
+
+async def test_a_failing_service_opens_one_majeur_incident_and_recovery_closes_it(
+    sla: Platform,
+) -> None:
+    m = monitor_of(sla)
+    peers = m.prober.peers
+    assert isinstance(peers, probes.InProcessPeers)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    await m.cycle(at=at)
+    # forms answers 503 from now on.
+    good = peers.client("forms")
+    peers._clients["forms"] = httpx.AsyncClient(transport=Broken(), base_url="http://forms")
+    first_failure = at + timedelta(minutes=1)
+    opened: list[str] = []
+    for n in range(4):
+        report = await m.cycle(at=first_failure + timedelta(minutes=n))
+        opened += report.opened
+    assert opened == [f"health:forms@{first_failure.isoformat()}"]  # after 3 failures, once
+    r = await sla.client.get(f"{SLA}/sla/incidents", headers=ops(sla))
+    [incident] = r.json()["items"]
+    assert incident["priority"] == "majeur"
+    # The restoration clock started at the first failed probe, 4 h on the 24/7 calendar.
+    deadline = datetime.fromisoformat(incident["restoration_deadline"])
+    assert deadline == first_failure + timedelta(hours=4)
+    assert [e["payload"]["ticket_id"] for e in await events_of(sla, "TicketOpened")] == [
+        incident["ticket_id"]
+    ]
+    # Other roles are refused the ops route.
+    r = await sla.client.get(f"{SLA}/sla/incidents", headers=admin(sla))
+    assert r.status_code == 403
+    peers._clients["forms"] = good
+    report = await m.cycle(at=first_failure + timedelta(minutes=10))
+    assert report.closed == opened
+    [closed] = await events_of(sla, "IncidentClosed")
+    assert closed["payload"]["within_restoration_target"] is True
+    r = await sla.client.get(f"{SLA}/sla/availability?period=day", headers=ops(sla))
+    forms = [row for row in r.json()["rows"] if row["target"] == "health:forms"]
+    # Down from the first failed probe to the first successful one: 10 minutes.
+    assert [row["down_seconds_24x7"] for row in forms if row["down_seconds_24x7"]] == [600]
+
+
+async def test_an_outage_past_four_hours_emits_sla_breached_once(sla: Platform) -> None:
+    m = monitor_of(sla)
+    peers = m.prober.peers
+    assert isinstance(peers, probes.InProcessPeers)
+    start = datetime.now(UTC) - timedelta(hours=6)
+    for name in list(m.prober.services):
+        peers._clients[name] = httpx.AsyncClient(transport=Broken(), base_url=f"http://{name}")
+    for n in range(3):
+        await m.cycle(at=start + timedelta(minutes=n))
+    r = await sla.client.get(f"{SLA}/sla/incidents", headers=ops(sla))
+    [incident] = r.json()["items"]
+    assert (incident["scope"], incident["priority"]) == ("platform", "bloquant")
+    await m.cycle(at=start + timedelta(hours=4, minutes=1))
+    await m.cycle(at=start + timedelta(hours=4, minutes=2))
+    breaches = [
+        e for e in await events_of(sla, "SlaBreached") if e["payload"]["subject_kind"] == "incident"
+    ]
+    assert [b["payload"]["indicator"] for b in breaches] == ["restoration"]
+
+
+async def test_job_failures_above_the_threshold_open_an_incident(sla: Platform) -> None:
+    m = monitor_of(sla)
+    svc = sla.services["sla-monitor"]
+    now = datetime.now(UTC)
+    from bsante.sla_monitor import incidents
+
+    async def fail(n: int) -> None:
+        async def block(uow: Any) -> None:
+            await incidents.record_job_failure(
+                uow,
+                JobFailed(
+                    service="patient",
+                    job_id=f"job-{n}",
+                    kind="insi",
+                    attempts=5,
+                    reason="attempts_exhausted",
+                    error_type="Timeout",
+                    error_message="timed out",
+                    created_at=now,
+                    failed_at=now - timedelta(minutes=1),
+                ),
+            )
+
+        await svc.messaging.run_unit_of_work(block)
+
+    for n in range(4):
+        await fail(n)
+    assert (await m.cycle(at=now)).opened == []
+    await fail(4)
+    await fail(4)  # the same job twice counts once
+    [opened] = (await m.cycle(at=now)).opened
+    assert opened.startswith("jobs:patient@")
+    assert (await m.cycle(at=now + timedelta(minutes=30))).closed == [opened]
+
+
+async def open_ticket(p: Platform, headers: dict[str, str], **body: Any) -> httpx.Response:
+    payload = {"category": "incident", "priority": "bloquant", "summary": "Impression KO", **body}
+    return await p.client.post(f"{SLA}/tickets", json=payload, headers=headers)
+
+
+async def test_ticket_life_with_clocks_pauses_and_transitions(sla: Platform) -> None:
+    opened_at = datetime.now(UTC) - timedelta(days=3)
+    r = await open_ticket(sla, admin(sla), opened_at=opened_at.isoformat())
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    tid = ticket["id"]
+    assert {c["indicator"] for c in ticket["clocks"]} >= {"take_in", "qualification"}
+    [opened] = await events_of(sla, "TicketOpened")
+    assert opened["payload"]["deadlines"]["take_in"]
+    url = f"{SLA}/tickets/{tid}"
+    # Closing an unqualified ticket is impossible: 409, and nothing changes.
+    r = await sla.client.post(f"{url}/close", json={}, headers=ops(sla))
+    assert r.status_code == 409, r.text
+    # Support steps are ops-only.
+    r = await sla.client.post(f"{url}/take-in", json={}, headers=admin(sla))
+    assert r.status_code == 403
+    t0 = opened_at
+    steps = [
+        ("take-in", t0 + timedelta(minutes=10)),
+        ("wait-for-customer", t0 + timedelta(minutes=20)),
+    ]
+    for action, at in steps:
+        r = await sla.client.post(f"{url}/{action}", json={"at": at.isoformat()}, headers=ops(sla))
+        assert r.status_code == 200, (action, r.text)
+    r = await sla.client.post(
+        f"{url}/customer-replied",
+        json={"at": (t0 + timedelta(hours=1)).isoformat()},
+        headers=admin(sla),
+    )
+    assert r.status_code == 200, r.text
+    qualification = next(c for c in r.json()["clocks"] if c["indicator"] == "qualification")
+    assert len(qualification["pauses"]) == 1  # the interval itself is kept
+    assert qualification["deadline"] >= qualification["initial_deadline"]
+    # A date before the last step, or in the future, is out of reason: 422.
+    r = await sla.client.post(
+        f"{url}/qualify", json={"at": t0.isoformat()}, headers=ops(sla)
+    )
+    assert r.status_code == 422
+    r = await sla.client.post(
+        f"{url}/qualify",
+        json={"at": (datetime.now(UTC) + timedelta(days=1)).isoformat()},
+        headers=ops(sla),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "at"
+    for action in ("qualify", "resolve"):
+        r = await sla.client.post(
+            f"{url}/{action}", json={"at": (t0 + timedelta(hours=2)).isoformat()}, headers=ops(sla)
+        )
+        assert r.status_code == 200, r.text
+    r = await sla.client.post(f"{url}/resolve", json={}, headers=ops(sla))
+    assert r.status_code == 409  # resolving twice
+    r = await sla.client.post(f"{url}/close", json={}, headers=ops(sla))
+    assert r.status_code == 200 and r.json()["state"] == "closed"
+
+
+async def test_a_structure_sees_only_its_tickets(sla: Platform) -> None:
+    mine = (await open_ticket(sla, admin(sla, "demo-ehpad"))).json()["id"]
+    theirs = (await open_ticket(sla, admin(sla, "demo-ssiad"))).json()["id"]
+    r = await sla.client.get(f"{SLA}/tickets", headers=admin(sla, "demo-ehpad"))
+    assert [t["id"] for t in r.json()["items"]] == [mine]
+    r = await sla.client.get(f"{SLA}/tickets/{theirs}", headers=admin(sla, "demo-ehpad"))
+    assert r.status_code == 404
+    r = await sla.client.post(
+        f"{SLA}/tickets/{theirs}/customer-replied", json={}, headers=admin(sla, "demo-ehpad")
+    )
+    assert r.status_code == 404
+    r = await sla.client.get(f"{SLA}/tickets", headers=ops(sla))
+    assert {t["id"] for t in r.json()["items"]} == {mine, theirs}
+
+
+async def test_bad_ticket_input_is_422_naming_the_field(sla: Platform) -> None:
+    r = await open_ticket(sla, admin(sla), priority="urgent")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].endswith("priority")
+    r = await open_ticket(sla, admin(sla), opened_at="2020-01-01T10:00:00+01:00")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "opened_at"
+    r = await open_ticket(sla, admin(sla), opened_at="2026-01-01T10:00:00")
+    assert r.status_code == 422
+    r = await open_ticket(sla, admin(sla), category="card_reader_replacement")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "phase"
+    r = await sla.client.get(f"{SLA}/tickets/{uuid.uuid4()}", headers=admin(sla))
+    assert r.status_code == 404
+
+
+async def test_a_late_take_in_is_a_breach_in_the_monthly_compliance(sla: Platform) -> None:
+    m = monitor_of(sla)
+    # A ticket opened two hours ago on a working moment would be late; use the API's deadline.
+    opened_at = datetime.now(UTC) - timedelta(days=2)
+    r = await open_ticket(sla, admin(sla), priority="mineur", opened_at=opened_at.isoformat())
+    ticket = r.json()
+    take_in = next(c for c in ticket["clocks"] if c["indicator"] == "take_in")
+    deadline = datetime.fromisoformat(take_in["deadline"])
+    later = deadline + timedelta(minutes=1)
+    if later < datetime.now(UTC):
+        await m.cycle(at=later)
+        breaches = [e for e in await events_of(sla, "SlaBreached") if e["subject_id"] == ticket["id"]]
+        assert [b["payload"]["indicator"] for b in breaches] == ["take_in"]
+        month = datetime.fromisoformat(take_in["started_at"]).astimezone(
+            __import__("zoneinfo").ZoneInfo("Europe/Paris")
+        ).strftime("%Y-%m")
+        r = await sla.client.get(f"{SLA}/sla/compliance?month={month}", headers=admin(sla))
+        assert r.status_code == 200, r.text
+        row = next(i for i in r.json()["indicators"] if i["indicator"] == "take_in")
+        assert [b["subject_id"] for b in row["breaches"]] == [ticket["id"]]
+        assert row["share"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("indicator", "start", "pauses", "expected"),
+    [
+        ("intervention", "2026-12-24T17:00:00+01:00", [], "2026-12-24T18:00:00+01:00"),
+        ("qualification", "2026-12-24T17:00:00+01:00", [], "2026-12-26T11:00:00+01:00"),
+        ("restoration", "2027-03-27T23:00:00+01:00", [], "2027-03-28T04:00:00+02:00"),
+        (
+            "qualification",
+            "2027-11-10T16:00:00+01:00",
+            [["2027-11-10T17:00:00+01:00", "2027-11-12T10:00:00+01:00"]],
+            "2027-11-12T13:00:00+01:00",
+        ),
+    ],
+)
+async def test_the_deadline_of_any_indicator_can_be_asked(
+    sla: Platform, indicator: str, start: str, pauses: list[list[str]], expected: str
+) -> None:
+    r = await sla.client.post(
+        f"{SLA}/sla/deadline",
+        json={
+            "indicator": indicator,
+            "start": start,
+            "pauses": [{"start": a, "end": b} for a, b in pauses],
+        },
+        headers=ops(sla),
+    )
+    assert r.status_code == 200, r.text
+    assert datetime.fromisoformat(r.json()["deadline"]) == datetime.fromisoformat(expected)
+
+
+async def test_deadline_input_out_of_reason_is_422(sla: Platform) -> None:
+    body = {"indicator": "take_in", "start": "1900-01-01T00:00:00+00:00"}
+    r = await sla.client.post(f"{SLA}/sla/deadline", json=body, headers=ops(sla))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "start"
+    body = {"indicator": "take_in", "start": "2026-12-01T10:00:00"}
+    r = await sla.client.post(f"{SLA}/sla/deadline", json=body, headers=ops(sla))
+    assert r.status_code == 422
