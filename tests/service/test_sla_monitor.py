@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from bsante.sla_monitor import probes
 from bsante.sla_monitor.monitor import Monitor
 
 SLA = "/api/sla-monitor"
+PARIS = ZoneInfo("Europe/Paris")
 
 
 @pytest.fixture
@@ -283,25 +285,30 @@ async def test_bad_ticket_input_is_422_naming_the_field(sla: Platform) -> None:
 
 async def test_a_late_take_in_is_a_breach_in_the_monthly_compliance(sla: Platform) -> None:
     m = monitor_of(sla)
-    # A ticket opened two hours ago on a working moment would be late; use the API's deadline.
-    opened_at = datetime.now(UTC) - timedelta(days=2)
+    # Ten days ago: whatever today is, its 30 service minutes of take-in have passed.
+    opened_at = datetime.now(UTC) - timedelta(days=10)
     r = await open_ticket(sla, admin(sla), priority="mineur", opened_at=opened_at.isoformat())
     ticket = r.json()
     take_in = next(c for c in ticket["clocks"] if c["indicator"] == "take_in")
-    deadline = datetime.fromisoformat(take_in["deadline"])
-    later = deadline + timedelta(minutes=1)
-    if later < datetime.now(UTC):
-        await m.cycle(at=later)
-        breaches = [e for e in await events_of(sla, "SlaBreached") if e["subject_id"] == ticket["id"]]
-        assert [b["payload"]["indicator"] for b in breaches] == ["take_in"]
-        month = datetime.fromisoformat(take_in["started_at"]).astimezone(
-            __import__("zoneinfo").ZoneInfo("Europe/Paris")
-        ).strftime("%Y-%m")
-        r = await sla.client.get(f"{SLA}/sla/compliance?month={month}", headers=admin(sla))
-        assert r.status_code == 200, r.text
-        row = next(i for i in r.json()["indicators"] if i["indicator"] == "take_in")
-        assert [b["subject_id"] for b in row["breaches"]] == [ticket["id"]]
-        assert row["share"] == 0.0
+    assert take_in["outcome"] == "running"  # as computed at opening
+    await m.cycle()
+    await m.cycle()  # a second watch fires nothing new
+    breaches = [
+        e
+        for e in await events_of(sla, "SlaBreached")
+        if e["payload"]["subject_id"] == ticket["id"]
+    ]
+    assert sorted(b["payload"]["indicator"] for b in breaches) == sorted(
+        c["indicator"] for c in ticket["clocks"]
+    )
+    month = datetime.fromisoformat(take_in["started_at"]).astimezone(PARIS).strftime("%Y-%m")
+    r = await sla.client.get(f"{SLA}/sla/compliance?month={month}", headers=admin(sla))
+    assert r.status_code == 200, r.text
+    row = next(i for i in r.json()["indicators"] if i["indicator"] == "take_in")
+    assert [b["subject_id"] for b in row["breaches"]] == [ticket["id"]]
+    assert row["share"] == 0.0 and row["compliant"] is False
+    r = await sla.client.get(f"{SLA}/sla/compliance?month=2026-13", headers=admin(sla))
+    assert r.status_code == 422
 
 
 @pytest.mark.parametrize(
