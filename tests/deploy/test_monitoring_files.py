@@ -72,7 +72,9 @@ def test_the_dashboard_has_a_stable_uid_and_a_datasource_variable() -> None:
     )
     names = {"slamonitor_" + m for m in re.findall(r"slamonitor_([a-z_]+)", DASHBOARD.read_text())}
     exported = {
-        m._name for m in vars(metrics).values() if hasattr(m, "_name")  # noqa: SLF001
+        m._name
+        for m in vars(metrics).values()
+        if hasattr(m, "_name")  # noqa: SLF001
     }
     recorded = set(re.findall(r"record: (\S+)", RULES.read_text()))
     for panel in dashboard["panels"]:
@@ -84,7 +86,5 @@ def test_the_dashboard_has_a_stable_uid_and_a_datasource_variable() -> None:
     suffixes = ("_bucket", "_count", "_sum", "_total")
     base = {n.removesuffix(s) for n in names for s in suffixes if n.endswith(s)} | names
     assert any(b in exported for b in base)
-    unknown = {
-        n for n in names if not any(n.removesuffix(s) in exported for s in ("", *suffixes))
-    }
+    unknown = {n for n in names if not any(n.removesuffix(s) in exported for s in ("", *suffixes))}
     assert not unknown, unknown

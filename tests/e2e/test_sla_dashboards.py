@@ -55,7 +55,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Platform, str]]:
+async def served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Platform, str]]:
     monkeypatch.setenv("SLA_MONITOR_PROBES_ENABLED", "false")
     monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_USERNAME", TILLEULS[0])
     monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_PASSWORD", TILLEULS[1])
@@ -100,8 +102,10 @@ def page_texts(url: str, tmp_path: Path, shot: str, selectors: list[str]) -> dic
     try:
         driver.get(url)
         WebDriverWait(driver, 30, poll_frequency=0.1).until(
-            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true"
-            or d.find_element(By.ID, "error").text
+            lambda d: (
+                d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true"
+                or d.find_element(By.ID, "error").text
+            )
         )
         assert driver.find_element(By.ID, "error").text == ""
         texts = {s: [e.text for e in driver.find_elements(By.CSS_SELECTOR, s)] for s in selectors}
@@ -122,8 +126,12 @@ async def test_the_ops_dashboard_shows_what_the_api_returns(
     admin = p.as_role("structure_admin", "demo-ehpad")
     r = await p.client.post(
         "/api/sla-monitor/tickets",
-        json={"category": "incident", "priority": "bloquant", "summary": "Lecteur de carte HS",
-              "opened_at": month_start(now).isoformat()},
+        json={
+            "category": "incident",
+            "priority": "bloquant",
+            "summary": "Lecteur de carte HS",
+            "opened_at": month_start(now).isoformat(),
+        },
         headers=admin,
     )
     assert r.status_code == 201, r.text

@@ -11,8 +11,8 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -89,7 +89,9 @@ async def test_probes_store_results_and_every_target_is_up(sla: Platform) -> Non
     at = datetime.now(UTC) - timedelta(minutes=10)
     for n in range(3):
         report = await m.cycle(at=at + timedelta(seconds=30 * n))
-        assert all(r.up for r in report.results), [(r.target.name, r.reason) for r in report.results]
+        assert all(r.up for r in report.results), [
+            (r.target.name, r.reason) for r in report.results
+        ]
     states = await probes.current_states(sla.services["sla-monitor"].store)
     assert {s["target"] for s in states} == names
     spans = await sla.services["sla-monitor"].store.find(probes.SPANS, Query(limit=100))
@@ -234,9 +236,7 @@ async def test_ticket_life_with_clocks_pauses_and_transitions(sla: Platform) -> 
     assert len(qualification["pauses"]) == 1  # the interval itself is kept
     assert qualification["deadline"] >= qualification["initial_deadline"]
     # A date before the last step, or in the future, is out of reason: 422.
-    r = await sla.client.post(
-        f"{url}/qualify", json={"at": t0.isoformat()}, headers=ops(sla)
-    )
+    r = await sla.client.post(f"{url}/qualify", json={"at": t0.isoformat()}, headers=ops(sla))
     assert r.status_code == 422
     r = await sla.client.post(
         f"{url}/qualify",
@@ -294,9 +294,7 @@ async def test_a_late_take_in_is_a_breach_in_the_monthly_compliance(sla: Platfor
     await m.cycle()
     await m.cycle()  # a second watch fires nothing new
     breaches = [
-        e
-        for e in await events_of(sla, "SlaBreached")
-        if e["payload"]["subject_id"] == ticket["id"]
+        e for e in await events_of(sla, "SlaBreached") if e["payload"]["subject_id"] == ticket["id"]
     ]
     assert sorted(b["payload"]["indicator"] for b in breaches) == sorted(
         c["indicator"] for c in ticket["clocks"]

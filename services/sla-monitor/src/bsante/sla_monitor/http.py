@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import RuleViolation
+from bsante.chassis.openapi import problems
 from bsante.chassis.service import Service, service_settings
 from bsante.chassis.store import Query as StoreQuery
 from bsante.contracts.permissions import Action, is_allowed
@@ -222,7 +223,8 @@ async def _act(
     return TicketOut.of(data)
 
 
-CONFLICT = {409: {"description": "The ticket's state does not allow this step"}}
+# 409: the ticket's state does not allow this step (closing an unqualified ticket, ...).
+CONFLICT = problems(409)
 
 
 @tickets_router.post("/{ticket_id}/take-in", response_model=TicketOut, responses=CONFLICT)

@@ -206,7 +206,7 @@ async def reconcile(
                 IncidentOpened(
                     incident_id=incident_id,
                     scope=c.scope,
-                    source=c.source,  # type: ignore[arg-type]
+                    source=c.source,
                     priority=c.priority.value,
                     first_failed_at=first,
                     opened_at=now,

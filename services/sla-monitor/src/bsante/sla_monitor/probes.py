@@ -218,7 +218,8 @@ async def record(tx: Transaction, results: Sequence[Result]) -> dict[str, dict[s
         prev = doc.data if doc is not None else None
         same = prev is not None and prev["up"] == r.up
         failures = 0 if r.up else (prev["consecutive_failures"] + 1 if prev and same else 1)
-        state = {
+        span_id: str = prev["span_id"] if same and prev else f"{r.target.name}@{at}"
+        state: dict[str, Any] = {
             "target": r.target.name,
             "kind": r.target.kind,
             "capability": r.target.capability,
@@ -227,18 +228,18 @@ async def record(tx: Transaction, results: Sequence[Result]) -> dict[str, dict[s
             "last_at": at,
             "consecutive_failures": failures,
             "reason": r.reason,
-            "span_id": prev["span_id"] if same and prev else f"{r.target.name}@{at}",
+            "span_id": span_id,
         }
         if prev is not None and not same:
             # The previous span ends where this one starts: no unobserved hole between them.
             old = await tx.get(SPANS, prev["span_id"])
             if old is not None:
                 await tx.update(SPANS, old.id, {**old.data, "end": at}, old.version)
-        span = await tx.get(SPANS, state["span_id"])
+        span = await tx.get(SPANS, span_id)
         if span is None:
             await tx.insert(
                 SPANS,
-                state["span_id"],
+                span_id,
                 {"target": r.target.name, "up": r.up, "start": at, "end": at},
             )
         else:

@@ -62,7 +62,8 @@ def check_time(at: datetime | None, now: datetime, field: str) -> datetime:
     try:
         at = utc(at, field)
     except NaiveDatetime as error:
-        raise DateOutOfReason(str(error), errors=[{"field": field, "message": "no UTC offset"}]
+        raise DateOutOfReason(
+            str(error), errors=[{"field": field, "message": "no UTC offset"}]
         ) from error
     if at > now + FUTURE_TOLERANCE:
         raise DateOutOfReason(
@@ -311,7 +312,7 @@ async def emit_alert(
         metrics.BREACHES.labels(alert.indicator.value).inc()
         await uow.emit(
             SlaBreached(
-                subject_kind=kind,  # type: ignore[arg-type]
+                subject_kind=kind,
                 subject_id=subject_id,
                 indicator=alert.indicator.value,
                 clock_sequence=alert.sequence,
@@ -325,7 +326,7 @@ async def emit_alert(
     else:
         await uow.emit(
             SlaDeadlineNear(
-                subject_kind=kind,  # type: ignore[arg-type]
+                subject_kind=kind,
                 subject_id=subject_id,
                 indicator=alert.indicator.value,
                 clock_sequence=alert.sequence,

@@ -15,13 +15,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from bsante.chassis.messaging import EventRouter, UnitOfWork
 from bsante.chassis.store import Index, Query, Store
 from bsante.contracts.envelope import Envelope
-from bsante.contracts.events import DocumentSigned, InsQualified, JobFailed, PatientCreated
+from bsante.contracts.events import (
+    DocumentSigned,
+    InsQualified,
+    JobFailed,
+    PatientCreated,
+    Payload,
+)
 from bsante.contracts.registry import registry
 
 COLLECTION = "usage_daily"
@@ -136,7 +142,7 @@ def subscriptions(tz: ZoneInfo, on_job_failed: Recorder | None = None) -> EventR
         async def count(uow: UnitOfWork, envelope: Envelope, _: Any, name: str = indicator) -> None:
             await increment(uow, envelope.structure_id, name, envelope.occurred_at, tz)
 
-        events.on(spec.payload)(count)
+        events.on(cast(type[Payload], spec.payload))(count)
     return events
 
 
