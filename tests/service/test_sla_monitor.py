@@ -19,9 +19,18 @@ import pytest
 from asgi_lifespan import LifespanManager
 from kit import TILLEULS, Platform, eventually  # type: ignore[import-not-found]
 
+from bsante.chassis.bus import Message
 from bsante.chassis.store import Query
 from bsante.contracts import topics
-from bsante.contracts.events import JobFailed
+from bsante.contracts.envelope import Envelope
+from bsante.contracts.events import (
+    DmpIntent,
+    DocumentSigned,
+    InsQualified,
+    JobFailed,
+    MssRecipient,
+    PatientCreated,
+)
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.platform.embedded import build_services
@@ -346,3 +355,73 @@ async def test_deadline_input_out_of_reason_is_422(sla: Platform) -> None:
     body = {"indicator": "take_in", "start": "2026-12-01T10:00:00"}
     r = await sla.client.post(f"{SLA}/sla/deadline", json=body, headers=ops(sla))
     assert r.status_code == 422
+
+
+def envelope_of(payload: Any, structure: str, subject: str) -> Message:
+    envelope = Envelope(
+        event_type=payload.event_type,
+        schema_version=payload.schema_version,
+        producer="test",
+        structure_id=structure,
+        subject_id=subject,
+        correlation_id="test",
+        payload=payload.model_dump(mode="json"),
+    )
+    return Message(payload.topic, subject, envelope.to_json())
+
+
+def signed(patient_id: uuid.UUID, type_code: str, mss: bool) -> DocumentSigned:
+    return DocumentSigned(
+        document_id=uuid.uuid4(),
+        set_id=uuid.uuid4(),
+        version=1,
+        patient_id=patient_id,
+        author_id="u1",
+        legal_authenticator_id="u1",
+        type_code=type_code,
+        signed_at=datetime.now(UTC),
+        cda_sha256="0" * 64,
+        cda_size=10,
+        pdf_sha256="0" * 64,
+        pdf_size=10,
+        dmp=DmpIntent(requested=True),
+        mssante=[MssRecipient(kind="structure", address="x@mssante.fr")] if mss else [],
+    )
+
+
+async def test_usage_indicators_from_documents_and_ins_events(sla: Platform) -> None:
+    svc = sla.services["sla-monitor"]
+    assert svc.events is not None
+    qualified, other = uuid.uuid4(), uuid.uuid4()
+    messages = [
+        PatientCreated(patient_id=qualified, identity_status="provisoire", created_by="u1"),
+        PatientCreated(patient_id=other, identity_status="provisoire", created_by="u1"),
+        InsQualified(
+            patient_id=qualified,
+            ins_oid="1.2.250.1.213.1.4.8",
+            qualified_by="u1",
+            via="insi",
+            qualified_at=datetime.now(UTC),
+        ),
+        signed(qualified, "11488-4", mss=True),
+        signed(qualified, "11488-4", mss=False),
+        signed(other, "34133-9", mss=False),
+    ]
+    for n, payload in enumerate(messages):
+        message = envelope_of(payload, "demo-ehpad", f"s{n}")
+        await svc.events.dispatch(svc.messaging, svc.consumer_group, message)
+        # Delivered twice: the inbox makes the second delivery a no-op.
+        await svc.events.dispatch(svc.messaging, svc.consumer_group, message)
+    r = await sla.client.get(f"{SLA}/usage/indicators", headers=admin(sla))
+    assert r.status_code == 200, r.text
+    [month] = r.json()["months"]
+    assert month["counters"]["documents_signed"] == 3
+    assert month["documents_per_type"] == {"11488-4": 2, "34133-9": 1}
+    # DMP feeding rate: nothing fed yet, over the 2 documents of the qualified patient.
+    assert month["counters"]["documents_signed_ins_qualified"] == 2
+    assert month["rates"]["dmp_feeding_rate"] == 0.0
+    assert month["rates"]["ins_qualified_share"] == 0.5
+    assert month["rates"]["mssante_sending_rate"] == 0.0
+    # Another structure sees none of it.
+    r = await sla.client.get(f"{SLA}/usage/indicators", headers=admin(sla, "demo-ssiad"))
+    assert r.json()["months"] == []

@@ -41,7 +41,13 @@ from bsante.sla_monitor.contract.indicators import (
     Priority,
 )
 from bsante.sla_monitor.monitor import Monitor, rule_name, window_label
-from bsante.sla_monitor.records import INCIDENTS, TICKETS, calendars, incident_of, ticket_of
+from bsante.sla_monitor.records import (
+    INCIDENTS,
+    TICKETS,
+    StoredSubject,
+    calendars,
+    incident_of,
+)
 from bsante.sla_monitor.settings import SlaMonitorSettings
 
 Settings = Annotated[SlaMonitorSettings, Depends(service_settings(SlaMonitorSettings))]
@@ -453,7 +459,7 @@ async def monthly_compliance(svc: Service, structure: str | None, month: str) ->
     if structure is not None:
         where["structure_id"] = structure
     docs = await svc.store.find(TICKETS, StoreQuery(where=where, limit=100_000))
-    subjects: list[Any] = [ticket_of(d.data) for d in docs]
+    subjects: list[Any] = [StoredSubject.of(d.data) for d in docs]
     incident_docs = await svc.store.find(
         INCIDENTS, StoreQuery(where={"first_failed_at": {"$gte": since.isoformat()}}, limit=10_000)
     )

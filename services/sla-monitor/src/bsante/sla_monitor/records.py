@@ -9,13 +9,22 @@ pause or priority change moves or supersedes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bsante.sla_monitor.contract.calendars import utc
-from bsante.sla_monitor.contract.clocks import Clock, Outcome
+from bsante.sla_monitor.contract.clocks import Clock, Outcome, Pause, StopReason
 from bsante.sla_monitor.contract.compliance import month_of
-from bsante.sla_monitor.contract.indicators import Calendars, Category, Phase, Priority
+from bsante.sla_monitor.contract.indicators import (
+    BY_ID,
+    CalendarKind,
+    Calendars,
+    Category,
+    IndicatorId,
+    Phase,
+    Priority,
+)
 from bsante.sla_monitor.contract.tickets import Incident, Ticket
 
 TICKETS = "tickets"
@@ -105,6 +114,42 @@ def clock_json(clock: Clock, cals: Calendars, at: datetime) -> dict[str, Any]:
         "stop_reason": clock.stop_reason.value if clock.stop_reason else None,
         "outcome": clock.outcome(cals, at).value,
     }
+
+
+def clock_of(d: Mapping[str, Any]) -> Clock:
+    """A stored clock as the core's record (what `clock_json` wrote, minus the outcome)."""
+    return Clock(
+        indicator=IndicatorId(d["indicator"]),
+        sequence=int(d["sequence"]),
+        calendar=CalendarKind(d["calendar"]),
+        target=timedelta(seconds=d["target_seconds"]),
+        priority=Priority(d["priority"]),
+        started_at=datetime.fromisoformat(d["started_at"]),
+        initial_deadline=datetime.fromisoformat(d["initial_deadline"]),
+        deadline=parse(d["deadline"]),
+        pausable=BY_ID[IndicatorId(d["indicator"])].pausable,
+        pauses=tuple(Pause(datetime.fromisoformat(a), parse(b)) for a, b in d.get("pauses", [])),
+        stopped_at=parse(d["stopped_at"]),
+        stop_reason=StopReason(d["stop_reason"]) if d.get("stop_reason") else None,
+    )
+
+
+@dataclass(frozen=True)
+class StoredSubject:
+    """A stored ticket's clocks, for compliance: read as stored, without replaying the steps
+    (the snapshot is what the last step produced)."""
+
+    id: str
+    calendars: Calendars
+    clocks: list[Clock]
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> StoredSubject:
+        return cls(
+            data["id"],
+            calendars(bool(data.get("alsace_moselle", False))),
+            [clock_of(c) for c in data["clocks"]],
+        )
 
 
 def ticket_json(
