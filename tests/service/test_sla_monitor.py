@@ -425,3 +425,69 @@ async def test_usage_indicators_from_documents_and_ins_events(sla: Platform) -> 
     # Another structure sees none of it.
     r = await sla.client.get(f"{SLA}/usage/indicators", headers=admin(sla, "demo-ssiad"))
     assert r.json()["months"] == []
+
+
+def working_morning() -> datetime:
+    """10:00 in Paris on a working day of last week (no holiday, inside service hours)."""
+    from bsante.sla_monitor.contract.calendars import FrenchHolidays
+
+    day = datetime.now(PARIS).date() - timedelta(days=7)
+    while day.weekday() >= 5 or day in FrenchHolidays():
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 10, tzinfo=PARIS)
+
+
+class DeadLetters:
+    """Stands in for the bus's dead-letter topics: `count[topic]` letters on `<topic>.dlq`."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+
+    async def read(self, topic: str) -> list[int]:
+        return list(range(self.count.get(topic.removesuffix(".dlq"), 0)))
+
+
+async def test_dead_letter_growth_above_the_threshold_opens_an_incident(sla: Platform) -> None:
+    m = monitor_of(sla)
+    fake = DeadLetters()
+    m.dead_letters = fake
+    m.dead_letter_topics = (topics.PATIENT,)
+    now = datetime.now(UTC) - timedelta(hours=2)
+    fake.count[topics.PATIENT] = 3  # old letters: not growth
+    assert (await m.cycle(at=now)).opened == []
+    fake.count[topics.PATIENT] = 12
+    assert (await m.cycle(at=now + timedelta(minutes=1))).opened == []  # 9 new: below 10
+    fake.count[topics.PATIENT] = 13
+    [opened] = (await m.cycle(at=now + timedelta(minutes=2))).opened
+    assert opened.startswith(f"dead_letters:{topics.PATIENT}@")
+    # No new dead letter for a whole window: recovered.
+    assert (await m.cycle(at=now + timedelta(minutes=20))).closed == [opened]
+
+
+async def test_a_stopped_clock_is_observed_in_its_contract_bucket(sla: Platform) -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"indicator": "take_in", "priority": "majeur", "calendar": "service_hours"}
+
+    def within(le: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "slamonitor_clock_duration_seconds_bucket", {**labels, "le": le}
+        )
+        return value or 0.0
+
+    before_30, before_1h = within("1800.0"), within("3600.0")
+    opened_at = working_morning()
+    ticket = (
+        await open_ticket(sla, admin(sla), priority="majeur", opened_at=opened_at.isoformat())
+    ).json()
+    # Taken in after 40 service minutes: past the 30-minute bucket, within the 1-hour one.
+    r = await sla.client.post(
+        f"{SLA}/tickets/{ticket['id']}/take-in",
+        json={"at": (opened_at + timedelta(minutes=40)).isoformat()},
+        headers=ops(sla),
+    )
+    assert r.status_code == 200, r.text
+    [clock] = [c for c in r.json()["clocks"] if c["indicator"] == "take_in"]
+    assert clock["outcome"] == "breached"
+    assert within("1800.0") == before_30
+    assert within("3600.0") == before_1h + 1
