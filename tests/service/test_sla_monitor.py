@@ -244,6 +244,20 @@ async def test_ticket_life_with_clocks_pauses_and_transitions(sla: Platform) -> 
     qualification = next(c for c in r.json()["clocks"] if c["indicator"] == "qualification")
     assert len(qualification["pauses"]) == 1  # the interval itself is kept
     assert qualification["deadline"] >= qualification["initial_deadline"]
+    # A priority change supersedes the priority-bound clocks and starts new ones; the old
+    # deadlines stay as they were.
+    r = await sla.client.post(
+        f"{url}/priority",
+        json={"at": (t0 + timedelta(hours=1, minutes=5)).isoformat(), "priority": "majeur"},
+        headers=ops(sla),
+    )
+    assert r.status_code == 200, r.text
+    clocks = {(c["indicator"], c["sequence"]): c for c in r.json()["clocks"]}
+    assert clocks[("resolution_bloquant", 1)]["stop_reason"] == "priority_changed"
+    started = datetime.fromisoformat(clocks[("resolution_majeur", 1)]["started_at"])
+    assert started == t0 + timedelta(hours=1, minutes=5)
+    before = {(c["indicator"], c["sequence"]): c["initial_deadline"] for c in ticket["clocks"]}
+    assert all(clocks[k]["initial_deadline"] == d for k, d in before.items())
     # A date before the last step, or in the future, is out of reason: 422.
     r = await sla.client.post(f"{url}/qualify", json={"at": t0.isoformat()}, headers=ops(sla))
     assert r.status_code == 422
