@@ -11,19 +11,22 @@ from bsante.chassis.service import Service
 from bsante.chassis.store import Index
 from bsante.chassis.tasks import Periodic
 from bsante.contracts.manifest import load
-from bsante.sla_monitor import incidents, probes, records
+from bsante.sla_monitor import incidents, probes, records, usage
 from bsante.sla_monitor.http import routers
 from bsante.sla_monitor.monitor import DeadLetterCounter, Monitor
 from bsante.sla_monitor.settings import SlaMonitorSettings
-from bsante.sla_monitor.usage import INDEXES, subscriptions
+from bsante.sla_monitor.usage import subscriptions
 
 PROBE_TASK = "probe-cycle"
-# A structure's tickets, newest first; the open ones by their next deadline and by age.
+# A structure's tickets, newest first; the open ones by their next deadline and by age; every
+# ticket by opening (support's list, the month's compliance).
 TICKET_INDEXES = [
     Index(records.TICKETS, ("structure_id", "opened_at")),
     Index(records.TICKETS, ("open", "next_deadline")),
     Index(records.TICKETS, ("open", "opened_at")),
+    Index(records.TICKETS, ("opened_at",)),
 ]
+INDEXES: list[Index] = [*usage.INDEXES, *probes.INDEXES, *incidents.INDEXES, *TICKET_INDEXES]
 
 
 def build(
@@ -44,12 +47,7 @@ def build(
         title="Bureautique Santé — SLA monitor",
         routers=routers,
         events=subscriptions(ZoneInfo(settings.timezone), incidents.record_job_failure),
-        indexes=[
-            *INDEXES,
-            *probes.INDEXES,
-            *incidents.INDEXES,
-            *TICKET_INDEXES,
-        ],
+        indexes=INDEXES,
         jwks=jwks,
         standalone=standalone,
     )

@@ -27,6 +27,9 @@ DEAD_LETTER_SAMPLES = "dead_letter_samples"
 PLATFORM = "platform"
 INDEXES: list[Index] = [
     Index(INCIDENTS, ("open", "opened_at")),
+    Index(INCIDENTS, ("first_failed_at",)),
+    # The open scopes are listed whole (few documents); this index backs that scan.
+    Index(OPEN_INCIDENTS, ("incident_id",)),
     Index(JOB_FAILURES, ("failed_at",)),
 ]
 

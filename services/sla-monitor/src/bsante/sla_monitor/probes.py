@@ -25,7 +25,8 @@ from bsante.sla_monitor.contract.availability import Sample, Timeline, timeline
 
 STATES = "probe_states"
 SPANS = "probe_spans"
-INDEXES: list[Index] = [Index(SPANS, ("target", "end")), Index(SPANS, ("end",))]
+# Spans of a period (by their end), the targets' states in name order.
+INDEXES: list[Index] = [Index(SPANS, ("end",)), Index(STATES, ("target",))]
 
 ProbeKind = Literal["health", "synthetic"]
 
@@ -262,9 +263,7 @@ async def timelines(store: Store, start: datetime, end: datetime) -> dict[str, T
     """Per target, what the probes saw in [start, end)."""
     docs = await store.find(
         SPANS,
-        Query(
-            where={"end": {"$gte": start.isoformat()}}, order_by=[("start", False)], limit=100_000
-        ),
+        Query(where={"end": {"$gte": start.isoformat()}}, order_by=[("end", False)], limit=100_000),
     )
     samples: dict[str, list[Sample]] = {}
     last: dict[str, datetime] = {}

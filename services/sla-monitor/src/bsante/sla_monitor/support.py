@@ -30,6 +30,7 @@ from bsante.sla_monitor.contract.indicators import Category, Phase, Priority
 from bsante.sla_monitor.contract.tickets import Ticket
 from bsante.sla_monitor.records import (
     TICKETS,
+    StoredSubject,
     apply,
     calendars,
     step,
@@ -247,24 +248,34 @@ async def watch_tickets(messaging: Messaging, now: datetime, batch: int = 200) -
     key is recorded on the ticket in the same transaction as its event. Decided from the
     active time spent, so a watcher that was down fires every missed level when it is back."""
     fired_count = 0
-    docs = await messaging.store.find(
-        TICKETS, Query(where={"open": True}, order_by=[("opened_at", False)], limit=batch)
-    )
-    for doc in docs:
-        ticket = ticket_of(doc.data)
-        alerts = due_alerts(ticket.id, ticket.clocks, ticket.calendars, now, doc.data["fired"])
-        if alerts:
-            fired_count += await fire_alerts(
-                messaging,
-                TICKETS,
-                "ticket",
-                doc.id,
-                ticket.structure_id,
-                alerts,
-                ticket.clocks,
-                now,
+    offset = 0
+    while True:
+        # Every open ticket, a page at a time; the stored clocks are enough (no replay).
+        docs = await messaging.store.find(
+            TICKETS,
+            Query(
+                where={"open": True}, order_by=[("opened_at", False)], limit=batch, offset=offset
+            ),
+        )
+        for doc in docs:
+            subject = StoredSubject.of(doc.data)
+            alerts = due_alerts(
+                subject.id, subject.clocks, subject.calendars, now, doc.data["fired"]
             )
-    return fired_count
+            if alerts:
+                fired_count += await fire_alerts(
+                    messaging,
+                    TICKETS,
+                    "ticket",
+                    doc.id,
+                    doc.data["structure_id"],
+                    alerts,
+                    subject.clocks,
+                    now,
+                )
+        if len(docs) < batch:
+            return fired_count
+        offset += batch
 
 
 async def fire_alerts(

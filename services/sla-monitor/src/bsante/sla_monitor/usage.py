@@ -40,8 +40,11 @@ SIGNED_WITH_MSS = "documents_signed_with_mssante"
 DMP_FED = "dmp_documents_fed"
 MSS_SENT = "mssante_messages_sent"
 DOCUMENT_TYPE_PREFIX = "documents_signed_type:"
-# The days of a period for one structure's indicator.
-INDEXES: list[Index] = [Index(COLLECTION, ("structure_id", "indicator", "day"))]
+# The days of a period for one structure's indicator; every structure's days (support).
+INDEXES: list[Index] = [
+    Index(COLLECTION, ("structure_id", "indicator", "day")),
+    Index(COLLECTION, ("day",)),
+]
 
 
 @dataclass(frozen=True)
