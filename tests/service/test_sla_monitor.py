@@ -505,3 +505,22 @@ async def test_a_stopped_clock_is_observed_in_its_contract_bucket(sla: Platform)
     assert clock["outcome"] == "breached"
     assert within("1800.0") == before_30
     assert within("3600.0") == before_1h + 1
+
+
+async def test_the_escalation_watch_reaches_every_open_ticket(sla: Platform) -> None:
+    from bsante.sla_monitor import support
+
+    opened_at = (datetime.now(UTC) - timedelta(days=10)).isoformat()
+    tickets = [
+        (await open_ticket(sla, admin(sla), priority="mineur", opened_at=opened_at)).json()
+        for _ in range(3)
+    ]
+    clocks = sum(len(t["clocks"]) for t in tickets)
+    svc = sla.services["sla-monitor"]
+    # Pages of one ticket: the last ticket is watched too. Ten days late, each clock fires
+    # both levels (80 % spent, deadline reached), once.
+    fired = await support.watch_tickets(svc.messaging, datetime.now(UTC), batch=1)
+    assert fired == 2 * clocks
+    breached = await events_of(sla, "SlaBreached", count=clocks)
+    assert {b["payload"]["subject_id"] for b in breached} == {t["id"] for t in tickets}
+    assert await support.watch_tickets(svc.messaging, datetime.now(UTC), batch=1) == 0
