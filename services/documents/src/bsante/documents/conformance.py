@@ -73,7 +73,8 @@ class CisisKit:
         for parent in here.parents:
             candidate = parent / _KIT_RELATIVE
             if (candidate / "schematrons").is_dir():
-                return cls(candidate)
+                # Resolved: a kit reached through a symbolic link must still contain its files.
+                return cls(candidate.resolve())
         raise KitNotFound(f"no {_KIT_RELATIVE} above {here} and {KIT_ENV} is unset")
 
     @property
