@@ -341,6 +341,27 @@ def test_the_merged_body_is_held_to_the_editor_limits() -> None:
     assert "over the limit" in exc.value.problems[0].message
 
 
+def test_the_whole_merged_body_has_one_output_budget() -> None:
+    # Each text stays under python-liquid's output limit; together they do not.
+    text = "{% for i in (1..800) %}{{ patient.birth_name }}{% endfor %}"  # 7 200 bytes each
+    body = _body(*(_paragraph(text) for _ in range(10)))
+    compiled = compile_template(body)
+    with pytest.raises(TemplateRejected) as exc:
+        render(compiled, _values(), EditorLimits(max_bytes=50_000))
+    (problem,) = exc.value.problems
+    assert problem.location == "sections.0.blocks.6.runs.0.text"  # the 7th crosses 50 000
+    assert "byte limit" in problem.message
+    assert len(_texts(render(compiled, _values()))) == 10  # the default limit holds them
+
+
+def test_the_number_of_texts_holding_markup_is_bounded() -> None:
+    many = [_paragraph("{{ patient.ipp }}") for _ in range(templates.MAX_MARKUP_TEXTS)]
+    compile_template(_body(*many))
+    with pytest.raises(TemplateRejected) as exc:
+        compile_template(_body(*many, _paragraph("{{ patient.ipp }}")))
+    assert "texts hold markup" in exc.value.problems[0].message
+
+
 def test_a_value_with_a_control_character_cannot_break_the_document() -> None:
     values = _values()
     values["patient"]["birth_name"] = "PAT\x07"

@@ -164,6 +164,11 @@ class _Sandbox(Environment):
     block_nesting_limit: ClassVar[int] = 10
 
 
+# Limits of the whole template, on top of python-liquid's per text: the number of texts holding
+# markup bounds the total loop iterations (1 000 each), and the merged texts together may not
+# exceed the editor's byte limit.
+MAX_MARKUP_TEXTS = 500
+
 # Tags that load other templates: there are none to load, and a template reaches nothing else.
 _FORBIDDEN_TAGS = ("include", "render")
 
@@ -243,6 +248,13 @@ def compile_template(body: DocumentBody) -> CompiledTemplate:
     for path, text in _texts(body):
         if not any(marker in text for marker in _MARKUP):
             continue
+        if len(compiled) == MAX_MARKUP_TEXTS:
+            problems.append(
+                TemplateProblem(
+                    path, f"template limit: more than {MAX_MARKUP_TEXTS} texts hold markup"
+                )
+            )
+            break
         try:
             template = _ENV.from_string(text)
         except LiquidError as exc:
@@ -289,15 +301,24 @@ def render(
     `values` is nested as `merge_values` builds it; an absent value merges as nothing (a
     MergeField block without a value is dropped). Refusals are `TemplateRejected`.
     """
+    budget = (limits or EditorLimits()).max_bytes
     problems: list[TemplateProblem] = []
     merged_texts: dict[Path, str] = {}
     for path, template in compiled.texts.items():
         try:
-            merged_texts[path] = template.render(**values)
+            merged = merged_texts[path] = template.render(values)
         except ResourceLimitError as exc:
             problems.append(TemplateProblem(path, f"template limit: {_short(exc)}"))
+            continue
         except LiquidError as exc:
             problems.append(TemplateProblem(path, f"template error: {_short(exc)}"))
+            continue
+        budget -= len(merged.encode())
+        if budget < 0:
+            problems.append(
+                TemplateProblem(path, "template limit: the merged document is over its byte limit")
+            )
+            break
     if problems:
         raise TemplateRejected(problems)
 
