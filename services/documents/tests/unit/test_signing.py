@@ -12,7 +12,9 @@ import pikepdf.pdfa
 import pytest
 from cryptography import x509
 from lxml import etree
+from pydantic_settings import SettingsConfigDict
 
+from bsante.chassis.settings import ServiceSettings
 from bsante.documents import cda, editor, samples, signing
 from bsante.documents.pdf import ReportPage, render_pdf
 from bsante.documents.signing import DemoPki, KeyHandle, Sealer, SoftwareKey
@@ -301,3 +303,30 @@ def test_the_demo_pki_is_made_once_with_private_keys_0600(tmp_path: Path) -> Non
     assert "FINESS 750000002" in cert.subject.rfc4514_string()
     assert cert.issuer == first.trust_anchors()[0].subject
     assert cert.not_valid_after_utc > datetime.now(cert.not_valid_after_utc.tzinfo)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+class _Settings(ServiceSettings, signing.SealingSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCSIGN_TEST_", extra="ignore")
+
+
+def test_settings_from_mounted_files(
+    pki: DemoPki, sealed_cda: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCSIGN_TEST_SIGNING_KEY_FILE", str(pki.key_file))
+    monkeypatch.setenv("DOCSIGN_TEST_SIGNING_CERT_FILE", str(pki.cert_file))
+    monkeypatch.setenv("DOCSIGN_TEST_SIGNING_TRUST_ANCHOR_FILES", f'["{pki.ca_cert_file}"]')
+    sealer = _Settings().sealer()
+    assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid
+    assert sealer.verify(sealed_cda).valid  # the same key and anchors as the fixture's
+
+
+def test_settings_make_a_demo_pki_when_no_key_is_configured(tmp_path: Path) -> None:
+    with pytest.raises(signing.SigningNotConfigured):
+        _Settings().sealer()
+    sealer = _Settings(signing_demo_pki_dir=str(tmp_path), signing_demo_finess="750000003").sealer()
+    chain = sealer.key.certificate_chain()
+    assert "FINESS 750000003" in chain[0].subject.rfc4514_string()
+    assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid

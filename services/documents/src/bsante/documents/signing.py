@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 HashName = Literal["sha256", "sha384", "sha512"]
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -736,3 +736,55 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     finally:
         os.close(descriptor)
     partial.replace(path)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+class SigningNotConfigured(RuntimeError):
+    """Neither a signing key nor a demo PKI directory is configured."""
+
+
+class SealingSettings(BaseModel):
+    """The sealing settings a service adds to its own (`class S(ServiceSettings, SealingSettings)`).
+
+    In production the key, certificate, chain and trust anchors are mounted files; with only
+    `signing_demo_pki_dir` set (what `make run` does), a demo CA and cachet are made there.
+    """
+
+    signing_key_file: str = Field("", description="PEM private key of the structure's cachet")
+    signing_key_password_file: str = Field("", description="File holding the key's passphrase")
+    signing_cert_file: str = Field("", description="PEM certificate of the cachet")
+    signing_chain_files: list[str] = Field(
+        default_factory=list, description="PEM intermediate certificates (JSON list)"
+    )
+    signing_trust_anchor_files: list[str] = Field(
+        default_factory=list, description="PEM trust anchors seals are verified to (JSON list)"
+    )
+    signing_demo_pki_dir: str = Field(
+        "", description="Where a demo CA and cachet are made when no key is configured"
+    )
+    signing_demo_finess: str = Field("750000001", description="FINESS of the demo cachet")
+
+    def sealer(self) -> Sealer:
+        """The configured sealer (reads the files; makes the demo PKI the first time)."""
+        anchors = load_certificates(self.signing_trust_anchor_files)
+        if self.signing_key_file and self.signing_cert_file:
+            password = (
+                Path(self.signing_key_password_file).read_bytes().strip()
+                if self.signing_key_password_file
+                else None
+            )
+            key = SoftwareKey.from_pem_files(
+                self.signing_key_file,
+                self.signing_cert_file,
+                self.signing_chain_files,
+                password=password,
+            )
+            return Sealer(key, anchors)
+        if self.signing_demo_pki_dir:
+            demo = ensure_demo_pki(self.signing_demo_pki_dir, finess=self.signing_demo_finess)
+            return Sealer(demo.key(), demo.trust_anchors() + anchors)
+        raise SigningNotConfigured(
+            "set the signing key and certificate files, or a demo PKI directory"
+        )
