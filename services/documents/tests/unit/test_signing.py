@@ -330,3 +330,28 @@ def test_settings_make_a_demo_pki_when_no_key_is_configured(tmp_path: Path) -> N
     chain = sealer.key.certificate_chain()
     assert "FINESS 750000003" in chain[0].subject.rfc4514_string()
     assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid
+
+
+# --- detached CDA seal ----------------------------------------------------------------------
+
+
+def test_a_detached_cda_seal_leaves_the_document_untouched_and_verifies(
+    sealer: Sealer, cda_bytes: bytes, other_pki: DemoPki
+) -> None:
+    signature = sealer.seal_cda_detached(cda_bytes, signed_at=samples.SIGNED_AT)
+    root = etree.fromstring(signature)
+    assert root.tag == f"{DS}Signature"
+    assert [r.get("URI") for r in root.findall(f"{DS}SignedInfo/{DS}Reference")][0] == (
+        "urn:bsante:cda"
+    )
+    result = sealer.verify(cda_bytes, cda_signature=signature).cda
+    assert result is not None and result.valid and result.signing_time == samples.SIGNED_AT
+    changed = sealer.verify(
+        _flip(cda_bytes, cda_bytes.index(b"PAT-TROIS") + 2), cda_signature=signature
+    )
+    assert changed.cda is not None and not changed.cda.valid and not changed.cda.intact
+    stranger = other_pki.sealer().seal_cda_detached(cda_bytes)
+    untrusted = sealer.verify(cda_bytes, cda_signature=stranger).cda
+    assert untrusted is not None and untrusted.intact and not untrusted.chain_valid
+    not_a_signature = sealer.verify(cda_bytes, cda_signature=cda_bytes).cda
+    assert not_a_signature is not None and "found 0" in (not_a_signature.reason or "")

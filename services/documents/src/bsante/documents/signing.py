@@ -283,14 +283,21 @@ def _xades() -> tuple[type[Any], type[Any]]:
     return Signer, XAdESVerifier
 
 
-def _seal_cda(key: KeyHandle, cda: bytes, signed_at: datetime | None) -> bytes:
-    from signxml.algorithms import DigestAlgorithm, SignatureMethod
+def _seal_cda(
+    key: KeyHandle, cda: bytes, signed_at: datetime | None, detached_reference: str | None = None
+) -> bytes:
+    from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
     from signxml.xades.xades import XAdESDataObjectFormat
 
     signer_class, _ = _xades()
     chain = key.certificate_chain()
     is_ec = isinstance(chain[0].public_key(), ec.EllipticCurvePublicKey)
     signer = signer_class(
+        method=(
+            SignatureConstructionMethod.enveloped
+            if detached_reference is None
+            else SignatureConstructionMethod.detached
+        ),
         signature_algorithm=SignatureMethod.ECDSA_SHA256 if is_ec else SignatureMethod.RSA_SHA256,
         digest_algorithm=DigestAlgorithm.SHA256,
         data_object_format=XAdESDataObjectFormat(
@@ -300,7 +307,14 @@ def _seal_cda(key: KeyHandle, cda: bytes, signed_at: datetime | None) -> bytes:
     signer.signing_time = signed_at
     root = etree.fromstring(cda, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     # The KeyValue duplicates the certificate's key and invites ambiguity: X509Data only.
-    signed = signer.sign(root, key=key_adapter(key), cert=chain, always_add_key_value=False)
+    signed = signer.sign(
+        root,
+        key=key_adapter(key),
+        cert=chain,
+        always_add_key_value=False,
+        reference_uri=detached_reference,
+    )
+    # Enveloped: the document with its signature; detached: the signature alone.
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -317,19 +331,32 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode("".join(text.split()))
 
 
-def _verify_cda(cda: bytes, anchors: Sequence[x509.Certificate]) -> ArtefactVerification:
+def _parse(data: bytes) -> etree._Element:
+    return etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+
+
+def _verify_cda(
+    cda: bytes, anchors: Sequence[x509.Certificate], detached: bytes | None = None
+) -> ArtefactVerification:
     from signxml.exceptions import InvalidInput, InvalidSignature
 
     _, verifier_class = _xades()
     try:
-        root = etree.fromstring(
-            cda, parser=etree.XMLParser(resolve_entities=False, no_network=True)
-        )
+        root = _parse(cda)
     except etree.XMLSyntaxError as exc:
         return _invalid("cda", f"not well-formed XML: {exc}")
-    signatures = root.findall(f"{{{_DS}}}Signature")
+    if detached is None:
+        signatures = root.findall(f"{{{_DS}}}Signature")
+        signed: etree._Element = root
+    else:
+        try:
+            signed = _parse(detached)
+        except etree.XMLSyntaxError as exc:
+            return _invalid("cda", f"the detached signature is not well-formed XML: {exc}")
+        signatures = [signed] if signed.tag == f"{{{_DS}}}Signature" else []
     if len(signatures) != 1:
-        return _invalid("cda", f"expected one enveloped signature, found {len(signatures)}")
+        kind = "enveloped" if detached is None else "detached"
+        return _invalid("cda", f"expected one {kind} signature, found {len(signatures)}")
     try:
         certificates = _signature_certificates(signatures[0])
     except ValueError as exc:
@@ -339,12 +366,17 @@ def _verify_cda(cda: bytes, anchors: Sequence[x509.Certificate]) -> ArtefactVeri
     signer_cert = certificates[0]
     subject = signer_cert.subject.rfc4514_string()
     try:
-        results = verifier_class().verify(root, x509_cert=signer_cert)
+        results = verifier_class().verify(
+            signed,
+            x509_cert=signer_cert,
+            # The only outside reference a detached seal may make: the CDA given with it.
+            uri_resolver=None if detached is None else (lambda _uri: _parse(cda)),
+        )
     except (InvalidSignature, InvalidInput) as exc:
         return _invalid(
             "cda", f"signature does not match the document: {exc}", signer_subject=subject
         )
-    # See what is signed: the whole document, enveloped (reference URI "").
+    # See what is signed: the whole document (enveloped: reference URI "").
     if results[0].signed_xml is None or results[0].signed_xml.tag != root.tag:
         return _invalid("cda", "the signature does not cover the document", signer_subject=subject)
     signing_time = _xades_signing_time(results)
@@ -372,7 +404,7 @@ def _xades_signing_time(results: Sequence[Any]) -> datetime | None:
 
 def unsealed_cda(sealed: bytes) -> bytes:
     """The CDA without its enveloped signature (what the CDA schema and schematrons validate)."""
-    root = etree.fromstring(sealed, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    root = _parse(sealed)
     for signature in root.findall(f"{{{_DS}}}Signature"):
         root.remove(signature)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
@@ -529,8 +561,25 @@ class Sealer:
         self.trust_anchors = list(trust_anchors)
 
     def seal_cda(self, cda: bytes, *, signed_at: datetime | None = None) -> bytes:
-        """The CDA with an enveloped XAdES-BES signature (the last child of ClinicalDocument)."""
+        """The CDA with an enveloped XAdES-BES signature (the last child of ClinicalDocument).
+
+        CDA_extended.xsd has no place for it: the sealed document no longer passes the schema
+        (`unsealed_cda` gives back what was validated). See `seal_cda_detached`.
+        """
         return _seal_cda(self.key, cda, signed_at)
+
+    def seal_cda_detached(
+        self,
+        cda: bytes,
+        *,
+        signed_at: datetime | None = None,
+        reference: str = "urn:bsante:cda",
+    ) -> bytes:
+        """A detached XAdES-BES signature of the CDA (a `ds:Signature` document of its own).
+
+        The CDA stays untouched (schema-valid); `reference` is the signature's Reference URI.
+        """
+        return _seal_cda(self.key, cda, signed_at, reference)
 
     def seal_pdf(
         self,
@@ -542,8 +591,14 @@ class Sealer:
         """The PDF with a PAdES signature appended as an incremental update (PDF/A-2b kept)."""
         return _seal_pdf(self.key, pdf, signed_at, reason)
 
-    def verify(self, cda: bytes | None = None, pdf: bytes | None = None) -> Verification:
-        return verify(cda, pdf, trust_anchors=self.trust_anchors)
+    def verify(
+        self,
+        cda: bytes | None = None,
+        pdf: bytes | None = None,
+        *,
+        cda_signature: bytes | None = None,
+    ) -> Verification:
+        return verify(cda, pdf, trust_anchors=self.trust_anchors, cda_signature=cda_signature)
 
 
 def verify(
@@ -551,10 +606,14 @@ def verify(
     pdf: bytes | None = None,
     *,
     trust_anchors: Sequence[x509.Certificate],
+    cda_signature: bytes | None = None,
 ) -> Verification:
-    """Both seals checked: signature over the bytes, then the chain to a trust anchor (now)."""
+    """Both seals checked: signature over the bytes, then the chain to a trust anchor (now).
+
+    The CDA's seal is enveloped in it, or given apart as `cda_signature` (`seal_cda_detached`).
+    """
     return Verification(
-        cda=None if cda is None else _verify_cda(cda, trust_anchors),
+        cda=None if cda is None else _verify_cda(cda, trust_anchors, cda_signature),
         pdf=None if pdf is None else _verify_pdf(pdf, trust_anchors),
     )
 
