@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from bsante.chassis.settings import ServiceSettings
 from bsante.documents import cda, editor, samples, signing
+from bsante.documents.conformance import CisisKit, ConformanceValidator
 from bsante.documents.pdf import ReportPage, render_pdf
 from bsante.documents.signing import DemoPki, KeyHandle, Sealer, SoftwareKey
 
@@ -355,3 +356,13 @@ def test_a_detached_cda_seal_leaves_the_document_untouched_and_verifies(
     assert untrusted is not None and untrusted.intact and not untrusted.chain_valid
     not_a_signature = sealer.verify(cda_bytes, cda_signature=cda_bytes).cda
     assert not_a_signature is not None and "found 0" in (not_a_signature.reason or "")
+
+
+def test_the_enveloped_seal_is_outside_the_cda_schema_the_unsealed_document_is_not(
+    kit: CisisKit, sealed_cda: bytes, cda_bytes: bytes
+) -> None:
+    """Why the detached seal exists: CDA_extended.xsd has no place for a ds:Signature."""
+    validator = ConformanceValidator(kit)
+    assert validator.validate_xsd(cda_bytes) == []
+    assert any("Signature" in error for error in validator.validate_xsd(sealed_cda))
+    assert validator.validate_xsd(signing.unsealed_cda(sealed_cda)) == []
