@@ -12,6 +12,7 @@ a configured trust anchor, at the time of verification.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -27,7 +28,6 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
-HashName = Literal["sha256", "sha384", "sha512"]
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha384": hashes.SHA384,
@@ -326,8 +326,6 @@ def _signature_certificates(signature: etree._Element) -> list[x509.Certificate]
 
 
 def _b64decode(text: str) -> bytes:
-    import base64
-
     return base64.b64decode("".join(text.split()))
 
 
