@@ -327,10 +327,29 @@ def test_settings_from_mounted_files(
 def test_settings_make_a_demo_pki_when_no_key_is_configured(tmp_path: Path) -> None:
     with pytest.raises(signing.SigningNotConfigured):
         _Settings().sealer()
-    sealer = _Settings(signing_demo_pki_dir=str(tmp_path), signing_demo_finess="750000003").sealer()
+    settings = _Settings(signing_demo_pki_dir=str(tmp_path), signing_demo_finess="750000003")
+    sealer = settings.sealer()
     chain = sealer.key.certificate_chain()
     assert "FINESS 750000003" in chain[0].subject.rfc4514_string()
     assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid
+    # One cachet per structure, under the same demo CA.
+    other = settings.sealer("750000004")
+    assert "FINESS 750000004" in other.key.certificate_chain()[0].subject.rfc4514_string()
+    assert sealer.verify(other.seal_cda(b"<a>b</a>")).valid
+
+
+def test_settings_with_one_cachet_file_per_structure(pki: DemoPki) -> None:
+    settings = _Settings(
+        signing_key_file=str(pki.directory / "cachet-{finess}.key"),
+        signing_cert_file=str(pki.directory / "cachet-{finess}.pem"),
+        signing_trust_anchor_files=[str(pki.ca_cert_file)],
+    )
+    sealer = settings.sealer("750000001")
+    assert sealer.key.certificate_chain()[0] == x509.load_pem_x509_certificate(
+        pki.cert_file.read_bytes()
+    )
+    with pytest.raises(signing.SigningNotConfigured, match="FINESS"):
+        settings.sealer()
 
 
 # --- detached CDA seal ----------------------------------------------------------------------

@@ -805,13 +805,18 @@ class SigningNotConfigured(RuntimeError):
 class SealingSettings(BaseModel):
     """The sealing settings a service adds to its own (`class S(ServiceSettings, SealingSettings)`).
 
-    In production the key, certificate, chain and trust anchors are mounted files; with only
-    `signing_demo_pki_dir` set (what `make run` does), a demo CA and cachet are made there.
+    In production the key, certificate, chain and trust anchors are mounted files; a `{finess}`
+    in the key and certificate paths gives each structure its own cachet. With only
+    `signing_demo_pki_dir` set (what `make run` does), a demo CA and cachets are made there.
     """
 
-    signing_key_file: str = Field("", description="PEM private key of the structure's cachet")
+    signing_key_file: str = Field(
+        "", description="PEM private key of the cachet ({finess}: one per structure)"
+    )
     signing_key_password_file: str = Field("", description="File holding the key's passphrase")
-    signing_cert_file: str = Field("", description="PEM certificate of the cachet")
+    signing_cert_file: str = Field(
+        "", description="PEM certificate of the cachet ({finess}: one per structure)"
+    )
     signing_chain_files: list[str] = Field(
         default_factory=list, description="PEM intermediate certificates (JSON list)"
     )
@@ -819,28 +824,33 @@ class SealingSettings(BaseModel):
         default_factory=list, description="PEM trust anchors seals are verified to (JSON list)"
     )
     signing_demo_pki_dir: str = Field(
-        "", description="Where a demo CA and cachet are made when no key is configured"
+        "", description="Where a demo CA and cachets are made when no key is configured"
     )
-    signing_demo_finess: str = Field("750000001", description="FINESS of the demo cachet")
+    signing_demo_finess: str = Field("750000001", description="FINESS of the default cachet")
 
-    def sealer(self) -> Sealer:
-        """The configured sealer (reads the files; makes the demo PKI the first time)."""
+    def sealer(self, finess: str | None = None) -> Sealer:
+        """The sealer of structure `finess` (reads the files; makes the demo PKI the first time)."""
         anchors = load_certificates(self.signing_trust_anchor_files)
         if self.signing_key_file and self.signing_cert_file:
+            per_structure = "{finess}" in self.signing_key_file + self.signing_cert_file
+            if per_structure and not finess:
+                raise SigningNotConfigured("the cachet files are per structure: give its FINESS")
             password = (
                 Path(self.signing_key_password_file).read_bytes().strip()
                 if self.signing_key_password_file
                 else None
             )
             key = SoftwareKey.from_pem_files(
-                self.signing_key_file,
-                self.signing_cert_file,
+                self.signing_key_file.replace("{finess}", finess or ""),
+                self.signing_cert_file.replace("{finess}", finess or ""),
                 self.signing_chain_files,
                 password=password,
             )
             return Sealer(key, anchors)
         if self.signing_demo_pki_dir:
-            demo = ensure_demo_pki(self.signing_demo_pki_dir, finess=self.signing_demo_finess)
+            demo = ensure_demo_pki(
+                self.signing_demo_pki_dir, finess=finess or self.signing_demo_finess
+            )
             return Sealer(demo.key(), demo.trust_anchors() + anchors)
         raise SigningNotConfigured(
             "set the signing key and certificate files, or a demo PKI directory"
