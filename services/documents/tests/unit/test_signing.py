@@ -422,3 +422,25 @@ def test_an_ec_key_seals_both_artefacts(
     result = sealer.verify(sealer.seal_cda(cda_bytes), sealer.seal_pdf(pdf_bytes))
     assert result.valid, result
     assert card.calls == ["sha256", "sha256"]
+
+
+def test_two_processes_starting_together_make_one_demo_pki(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bsante.documents.signing import ensure_demo_pki; "
+        "print(ensure_demo_pki(sys.argv[1]).cert_file.read_text())"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "pki")], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    certificates = {run.communicate(timeout=60)[0] for run in runs}
+    assert all(run.returncode == 0 for run in runs)
+    assert len(certificates) == 1  # both see the same cachet
+    pki = signing.ensure_demo_pki(tmp_path / "pki")
+    sealer = pki.sealer()
+    assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid  # issued by the CA on disk

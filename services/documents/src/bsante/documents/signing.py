@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -678,6 +679,14 @@ def ensure_demo_pki(
         cert_file=folder / f"cachet-{finess}.pem",
     )
     folder.mkdir(parents=True, exist_ok=True)
+    # Two processes starting together (replicas, a test run beside `make run`) make one PKI.
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _make_demo_pki(pki, finess, structure_name)
+    return pki
+
+
+def _make_demo_pki(pki: DemoPki, finess: str, structure_name: str) -> None:
     now = datetime.now(UTC) - timedelta(minutes=5)
     if not (pki.ca_cert_file.is_file() and pki.ca_key_file.is_file()):
         ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -769,7 +778,6 @@ def ensure_demo_pki(
         )
         _write_private(pki.key_file, _pem_key(key))
         _write(pki.cert_file, cert.public_bytes(serialization.Encoding.PEM))
-    return pki
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
