@@ -99,6 +99,7 @@ def test_the_sealed_cda_verifies_with_the_cachet_subject_and_signing_time(
 ) -> None:
     result = sealer.verify(cda=sealed_cda)
     assert result.valid and result.pdf is None
+    assert result.model_dump(mode="json")["valid"] is True  # what an endpoint would answer
     assert result.cda is not None
     assert result.cda.intact and result.cda.chain_valid and result.cda.reason is None
     assert result.cda.signer_subject is not None and "FINESS 750000001" in result.cda.signer_subject

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -214,6 +214,7 @@ class Verification(BaseModel):
     cda: ArtefactVerification | None = None
     pdf: ArtefactVerification | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def valid(self) -> bool:
         checked = [a for a in (self.cda, self.pdf) if a is not None]
