@@ -134,7 +134,7 @@ def test_a_workstation_agent_is_a_part_but_not_deployed(tmp_path: Path) -> None:
     compose = (tmp_path / "deploy/compose.yaml").read_text()
     assert "card-bridge:" not in compose, "no container for a workstation agent"
     topic_line = next(line for line in compose.splitlines() if "for t in" in line)
-    assert "bsante.card-bridge.v1;" in topic_line.split(), "its topic is still created"
+    assert "bsante.card-bridge.v1" in topic_line.replace(";", " ").split(), "its topic is created"
     assert "card-bridge" not in (tmp_path / "deploy/docker-bake.hcl").read_text()
     assert "card-bridge" not in (tmp_path / "platform/pyproject.toml").read_text()
 
