@@ -79,9 +79,7 @@ class Agent:
 
 
 @pytest.fixture
-async def agent(
-    platform: FastAPI, readers: VirtualReaders, tmp_path: Path
-) -> AsyncIterator[Agent]:
+async def agent(platform: FastAPI, readers: VirtualReaders, tmp_path: Path) -> AsyncIterator[Agent]:
     settings = CardBridgeSettings(
         platform_url="http://platform",
         platform_origin=ORIGIN,
@@ -199,9 +197,7 @@ async def test_vitale_read_creates_then_finds_the_patient(
         assert chosen.status_code == expected, chosen.text
         outcomes.append(chosen.json()["patient"]["id"])
         readers.slots[1].remove()
-        await agent.until(
-            lambda: _absent(agent, READER_NAMES[1]), "the Vitale to be pulled out"
-        )
+        await agent.until(lambda: _absent(agent, READER_NAMES[1]), "the Vitale to be pulled out")
     assert outcomes[0] == outcomes[1]
 
 

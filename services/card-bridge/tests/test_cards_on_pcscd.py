@@ -219,3 +219,38 @@ def test_the_watcher_reports_insertions_and_removals(
     finally:
         watcher.stop()
     assert events == [("inserted", READER_NAMES[1]), ("removed", READER_NAMES[1])]
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha384"])
+def test_the_cps_key_handle_signs_what_the_signature_certificate_verifies(
+    readers: VirtualReaders,
+    context: Context,
+    pki: CardPki,
+    doctor_keys: tuple[Issued, Issued],
+    algorithm: str,
+) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from bsante.card_bridge.signing import CardSigningError, CpsKeyHandle
+
+    emulator = cps_card(pki, DOCTOR, keys=doctor_keys)
+    inserted(readers, emulator, context)
+    handle = CpsKeyHandle.from_card(SLOT0, "1234")
+    assert handle.certificate_chain() == [doctor_keys[1].cert, pki.intermediate.cert]
+    data = b"<ClinicalDocument>...</ClinicalDocument>"
+    signature = handle.sign(data, algorithm)
+    chosen = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384()}[algorithm]
+    doctor_keys[1].cert.public_key().verify(  # type: ignore[union-attr,call-arg]
+        signature, data, padding.PKCS1v15(), chosen
+    )
+    with pytest.raises(CardSigningError):
+        handle.sign(data, "md5")
+    wrong = CpsKeyHandle(SLOT0, "0000", handle.certificate_chain())
+    with pytest.raises(CardSigningError) as refused:
+        wrong.sign(data, "sha256")
+    assert refused.value.kind == "wrong-pin" and emulator.tries_left == 2
+    readers.slots[0].remove()
+    with pytest.raises(CardSigningError) as gone:
+        handle.sign(data, "sha256")
+    assert gone.value.kind in ("card-removed", "card-error")

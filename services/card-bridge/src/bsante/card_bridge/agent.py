@@ -126,7 +126,7 @@ class Bridge:
         """Run ``operation`` on the card in ``reader`` in a worker thread, alone on that reader."""
         lock = self._locks.setdefault(reader, asyncio.Lock())
         async with lock:
-            return await asyncio.to_thread(_with_card, reader, operation)
+            return await asyncio.to_thread(with_card, reader, operation)
 
     async def _inserted(self, reader: str, atr: bytes) -> None:
         state = self.readers[reader] = ReaderState(reader)
@@ -267,7 +267,7 @@ class Bridge:
         return await self.on_card(reader or self._cps_reader(), tries)
 
 
-def _with_card(reader: str, operation: Callable[[cards.Transport], T]) -> T:
+def with_card(reader: str, operation: Callable[[cards.Transport], T]) -> T:
     context = Context()
     try:
         with connect(context, reader) as card:
