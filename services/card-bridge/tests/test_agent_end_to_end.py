@@ -174,7 +174,7 @@ async def test_vitale_read_creates_then_finds_the_patient(
         events = bridge.subscribe()
         readers.slots[1].insert(vitale_card("2790351215189", [LEFEVRE]))
 
-        async def read_id() -> str | None:
+        async def read_id(events: asyncio.Queue[dict[str, Any]] = events) -> str | None:
             while not events.empty():
                 event = events.get_nowait()
                 if event["type"] == "vitale.read":
@@ -184,7 +184,7 @@ async def test_vitale_read_creates_then_finds_the_patient(
         read = await agent.until(read_id, "the Vitale read to be posted")
         bridge.unsubscribe(events)
 
-        async def consumed() -> httpx.Response | None:
+        async def consumed(read: str = read) -> httpx.Response | None:
             got = await agent.platform.get(f"/api/patient/patients/card-reads/{read}", headers=auth)
             return got if got.status_code == 200 else None
 
