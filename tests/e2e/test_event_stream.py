@@ -142,3 +142,52 @@ async def test_the_websocket_stream(live: Live) -> None:
     with pytest.raises(websockets.exceptions.InvalidStatus):
         async with websockets.connect(url, subprotocols=["bsante.bearer", "forged"]):  # type: ignore[list-item]
             pass
+
+
+async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(1500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)
+    assert server.started
+    return server, task, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+
+async def test_the_distributed_gateway_passes_a_stream_on_as_it_comes() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from bsante.gateway.app import build_proxy
+
+    release = asyncio.Event()
+
+    async def slow(_: Any) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"data: first\n\n"
+            await release.wait()  # the rest only once the client saw the first event
+            yield b"data: second\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    upstream = await _serve(Starlette(routes=[Route("/stream", slow)]))
+    gateway = await _serve(
+        build_proxy(GatewaySettings(services={"up": upstream[2]}, stream_enabled=False))
+    )
+    try:
+        async with (
+            httpx.AsyncClient(base_url=gateway[2], timeout=30) as client,
+            aconnect_sse(client, "GET", "/api/up/stream") as source,
+        ):
+            events = source.aiter_sse()
+            assert (await next_event(events)).data == "first"  # a buffering proxy hangs here
+            release.set()
+            assert (await next_event(events)).data == "second"
+    finally:
+        for server, task, _ in (gateway, upstream):
+            server.should_exit = True
+            await task
