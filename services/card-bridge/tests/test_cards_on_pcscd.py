@@ -254,3 +254,32 @@ def test_the_cps_key_handle_signs_what_the_signature_certificate_verifies(
     with pytest.raises(CardSigningError) as gone:
         handle.sign(data, "sha256")
     assert gone.value.kind in ("card-removed", "card-error")
+
+
+def test_a_slow_card_holds_only_its_own_reader(
+    readers: VirtualReaders, context: Context, pki: CardPki, doctor_keys: tuple[Issued, Issued]
+) -> None:
+    slow = cps_card(pki, DOCTOR, keys=doctor_keys)
+    inserted(readers, slow, context)
+    inserted(readers, vitale_card("1620188850453", FAMILY), context, slot=1)
+    slow.gate = threading.Event()  # the CPS takes its time over the next command
+    outcome: list[object] = []
+
+    def read_slow() -> None:
+        own = Context()
+        try:
+            with connect(own, SLOT0) as card:
+                outcome.append(cards.identify(card))
+        finally:
+            own.close()
+
+    worker = threading.Thread(target=read_slow)
+    seen = len(slow.apdus)
+    worker.start()
+    wait_until(lambda: len(slow.apdus) > seen, what="the slow card to get a command")
+    with connect(context, READER_NAMES[1]) as card:  # meanwhile, the other reader answers
+        assert cards.read_vitale(card).holder_nir == "1620188850453"
+    assert outcome == []  # the CPS still has not answered
+    slow.gate.set()
+    worker.join(timeout=30)
+    assert outcome == ["cps"]
