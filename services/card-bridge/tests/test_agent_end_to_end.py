@@ -204,3 +204,64 @@ async def test_vitale_read_creates_then_finds_the_patient(
 async def _absent(agent: Agent, reader: str) -> bool:
     listed = (await agent.local.get("/cards")).json()
     return all(card["reader"] != reader for card in listed)
+
+
+async def test_the_local_websocket_over_real_http(readers: VirtualReaders, tmp_path: Path) -> None:
+    """uvicorn on 127.0.0.1 as on a workstation; a paired page of the platform's origin hears
+    the cards come and go, other pages are turned away."""
+    import json
+
+    import uvicorn
+    import websockets
+
+    settings = CardBridgeSettings(
+        platform_url="http://127.0.0.1:9",  # no session: the agent calls nothing
+        platform_origin=ORIGIN,
+        pairing_file=tmp_path / "pairing",
+        poll_ms=100,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi(build_app(settings, token=PAIRING)),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(1500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.02)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/events"
+        pairing = ["bsante.pairing", PAIRING]
+        async with websockets.connect(url, subprotocols=pairing, origin=ORIGIN) as ws:  # type: ignore[arg-type,list-item]
+            readers.slots[1].insert(vitale_card("2790351215189", [LEFEVRE]))
+            seen = []
+            while not seen or seen[-1]["type"] != "vitale.read":
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            readers.slots[1].remove()
+            while seen[-1]["type"] != "card.removed":
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+        kinds = [(e["type"], e.get("card_kind")) for e in seen]
+        assert kinds == [
+            ("card.inserted", None),
+            ("card.identified", "vitale"),
+            ("vitale.read", None),
+            ("card.removed", "vitale"),
+        ]
+        assert seen[2]["published"] is False  # nobody signed in: nothing left the workstation
+        for subprotocols, origin in (
+            (["bsante.pairing", "forged"], ORIGIN),
+            (pairing, "http://evil.test"),
+        ):
+            with pytest.raises(websockets.exceptions.InvalidStatus):
+                async with websockets.connect(url, subprotocols=subprotocols, origin=origin):  # type: ignore[arg-type,list-item]
+                    pass
+    finally:
+        server.should_exit = True
+        await task
