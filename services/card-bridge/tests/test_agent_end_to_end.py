@@ -113,6 +113,15 @@ async def test_cps_login_end_to_end(
     me = await agent.platform.get("/api/identity/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["user_id"] == "user-medecin-demo-ehpad"
     assert me.json()["ps_id_nat"] == DOCTOR
+    session = (await agent.local.get("/session")).json()
+    assert session["user_id"] == "user-medecin-demo-ehpad" and session["by_card"] is True
+    # Pulling the CPS out ends the session on this workstation.
+    readers.slots[0].remove()
+
+    async def signed_out() -> bool:
+        return (await agent.local.get("/session")).json() == {"signed_in": False}
+
+    await agent.until(signed_out, "the session to end with the card")
 
 
 async def test_wrong_pins_then_a_blocked_card(
@@ -265,3 +274,14 @@ async def test_the_local_websocket_over_real_http(readers: VirtualReaders, tmp_p
     finally:
         server.should_exit = True
         await task
+
+
+async def test_a_page_that_does_not_read_loses_old_events_not_the_agent() -> None:
+    from bsante.card_bridge.agent import MAX_QUEUED_EVENTS, Bridge
+
+    bridge = Bridge(CardBridgeSettings(pairing_file=Path("unused")))
+    queue = bridge.subscribe()
+    for n in range(MAX_QUEUED_EVENTS + 50):
+        bridge._tell({"type": "card.inserted", "n": n})
+    assert queue.qsize() == MAX_QUEUED_EVENTS
+    assert queue.get_nowait()["n"] == 50  # the oldest went first

@@ -44,6 +44,7 @@ class Session:
     user_id: str
     acting_structure: str
     ps_id_nat: str | None = None
+    signed_in_by_card: bool = False
 
 
 @dataclass
@@ -157,6 +158,16 @@ class Bridge:
         state = self.readers.pop(reader, None) or ReaderState(reader, kind="unknown")
         self._tell({"type": "card.removed", "reader": reader, "card_kind": state.kind})
         await self._publish_presence("removed", state)
+        session = self.session
+        if (
+            session is not None
+            and state.kind == "cps"
+            and session.signed_in_by_card
+            and session.ps_id_nat == state.ps_id_nat
+        ):
+            # Pulling out the CPS that signed the user in ends the session on this workstation.
+            self.session = None
+            self._tell({"type": "session.ended", "reason": "cps-removed"})
 
     async def read_vitale(self, reader: str) -> dict[str, Any] | None:
         """Read the Vitale in ``reader`` and post it for the signed-in user; the read's id."""
@@ -249,7 +260,8 @@ class Bridge:
                 "intermediates": [CpsCertificates.b64(certificates.issuer)],
             },
         )
-        await self.adopt_token(tokens["access_token"])
+        session = await self.adopt_token(tokens["access_token"])
+        session.signed_in_by_card = True
         return tokens
 
     def _cps_reader(self) -> str:

@@ -161,6 +161,18 @@ def build_app(
         session = await bridge.adopt_token(body.access_token)
         return {"user_id": session.user_id, "acting_structure": session.acting_structure}
 
+    @app.get("/session", dependencies=[Paired])
+    async def who() -> dict[str, Any]:
+        session = bridge.session
+        if session is None:
+            return {"signed_in": False}
+        return {
+            "signed_in": True,
+            "user_id": session.user_id,
+            "acting_structure": session.acting_structure,
+            "by_card": session.signed_in_by_card,
+        }
+
     @app.delete("/session", status_code=204, dependencies=[Paired])
     async def sign_out() -> None:
         bridge.session = None
