@@ -29,15 +29,16 @@ from bsante.card_bridge.settings import CardBridgeSettings
 from bsante.chassis.errors import install_problem_handlers, problem
 
 PAIRING_SUBPROTOCOL = "bsante.pairing"
-# How card failures answer: (status, kind). 409: the card is not in a state to do it.
+# How card failures answer. 409: the card is not in a state to do it; 422: the card presented
+# answers garbage or refuses (bad input from the workstation's side, not an agent fault).
 CARD_STATUS: dict[type[cards.CardError], int] = {
     cards.WrongPin: 401,
     cards.PinBlocked: 423,
     cards.BadPin: 422,
     cards.CardRemoved: 409,
     cards.UnknownCard: 409,
-    cards.MalformedResponse: 502,
-    cards.UnexpectedStatus: 502,
+    cards.MalformedResponse: 422,
+    cards.UnexpectedStatus: 422,
 }
 
 
