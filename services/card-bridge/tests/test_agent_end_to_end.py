@@ -285,3 +285,18 @@ async def test_a_page_that_does_not_read_loses_old_events_not_the_agent() -> Non
         bridge._tell({"type": "card.inserted", "n": n})
     assert queue.qsize() == MAX_QUEUED_EVENTS
     assert queue.get_nowait()["n"] == 50  # the oldest went first
+
+
+async def test_a_card_answering_garbage_is_a_clear_error_and_the_reader_stays_usable(
+    agent: Agent, readers: VirtualReaders, pki: CardPki, doctor_keys: tuple[Issued, Issued]
+) -> None:
+    emulator = cps_card(pki, DOCTOR, keys=doctor_keys)
+    emulator.faults[0xB0] = b"\x90"  # READ BINARY answers one byte: no status word
+    readers.slots[0].insert(emulator)
+    card = await agent.card(READER_NAMES[0], "cps")
+    assert card["error"].startswith("malformed-response")
+    refused = await agent.local.post("/cps/login", json={"pin": "1234"})
+    assert refused.status_code == 422 and refused.json()["type"].endswith("malformed-response")
+    assert emulator.tries_left == 3  # the PIN never reached the card
+    del emulator.faults[0xB0]
+    assert (await agent.local.post("/cps/login", json={"pin": "1234"})).status_code == 200
