@@ -53,6 +53,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         "sla-monitor",
         "forms",
         "gateway",
+        "card-bridge",
     ]
     assert m.get("patient").consumes == (topics.CARD_BRIDGE, topics.FORMS, topics.PATIENT)
     assert m.get("sla-monitor").env_prefix == "SLA_MONITOR_"
@@ -72,9 +73,12 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
     planned = {topics.DOCUMENTS}
     assert {spec.topic for spec in registry} <= set(topics.ALL) | planned, "unknown topic"
     produced = {t for e in m.services for t in e.produces}
-    assert {spec.topic for spec in registry} - produced == {topics.CARD_BRIDGE} | planned, (
-        "only the card bridge and planned services produce a topic nobody in the manifest produces"
+    assert {spec.topic for spec in registry} - produced == planned, (
+        "only planned services produce a topic nobody in the manifest produces"
     )
+    bridge = m.get("card-bridge")
+    assert bridge.kind == "workstation-agent" and bridge.produces == (topics.CARD_BRIDGE,)
+    assert bridge not in m.of_kind("service", "gateway"), "a workstation agent is not deployed"
 
 
 @pytest.mark.parametrize(
@@ -124,26 +128,15 @@ def test_an_entry_naming_a_missing_module_is_a_clear_error() -> None:
 
 
 def test_a_workstation_agent_is_a_part_but_not_deployed(tmp_path: Path) -> None:
+    """The card bridge: installed and type-checked, no container, not in the platform."""
     checkout(tmp_path)
-    (tmp_path / "services/card-bridge").mkdir()
-    (tmp_path / "services/card-bridge/pyproject.toml").write_text(
-        '[project]\nname = "bsante-card-bridge"\n'
-    )
-    source = tmp_path / manifest.SOURCE
-    source.write_text(
-        source.read_text()
-        + '\n[services.card-bridge]\nkind = "workstation-agent"\nmodule = "bsante.card_bridge"\n'
-        'folder = "services/card-bridge"\nport = 8090\nproduces = ["bsante.card-bridge.v1"]\n'
-    )
     assert manifest.main(["generate", "--root", str(tmp_path)]) == 0
     assert "services/card-bridge" in (tmp_path / "Makefile").read_text()
     assert "services/card-bridge/src" in (tmp_path / "pyproject.toml").read_text()
     compose = (tmp_path / "deploy/compose.yaml").read_text()
     assert "card-bridge:" not in compose, "no container for a workstation agent"
     topic_line = next(line for line in compose.splitlines() if "for t in" in line)
-    assert "bsante.card-bridge.v1" in topic_line.replace(";", " ").split(), (
-        "its topic is still created"
-    )
+    assert "bsante.card-bridge.v1" in topic_line.replace(";", " ").split(), "its topic is created"
     assert "card-bridge" not in (tmp_path / "deploy/docker-bake.hcl").read_text()
     assert "card-bridge" not in (tmp_path / "platform/pyproject.toml").read_text()
 

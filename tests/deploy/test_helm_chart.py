@@ -321,3 +321,17 @@ def test_golden_examples_have_not_drifted() -> None:
         assert case.example.read_text() == helm_chart.render(case), (
             f"{case.example.name} drifted from the chart: run `python tools/helm_chart.py examples`"
         )
+
+
+def test_the_gateway_streams_events_with_one_consumer_group_per_replica() -> None:
+    docs = rendered("defaults")
+    gateway = by_name(docs, "Deployment")["bsante-gateway"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in gateway["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["GATEWAY_STREAM_GROUP"]["value"] == "gateway-stream-$(POD_NAME)"
+    assert "GATEWAY_STORE_URL" not in env
+    config = by_name(docs, "ConfigMap")["bsante-gateway"]["data"]
+    assert config["GATEWAY_BUS_URL"].startswith("kafka://")
+    policy = by_name(docs, "NetworkPolicy")["bsante-gateway"]["spec"]
+    kafka_ports = {p["port"] for rule in policy["egress"] for p in rule.get("ports", [])}
+    assert {9092, 9093} <= kafka_ports

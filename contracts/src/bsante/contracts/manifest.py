@@ -342,7 +342,7 @@ def _compose_services(m: Manifest) -> str:
     p = gateway.env_prefix
     routes = json.dumps(m.gateway_routes(), separators=(",", ":"))
     blocks.append(
-        "  # The gateway only proxies: it opens no store and no bus.\n"
+        "  # The gateway proxies and streams live events: no store; the bus for /events.\n"
         f"  {gateway.name}:\n"
         "    build:\n"
         "      <<: *build\n"
@@ -354,6 +354,8 @@ def _compose_services(m: Manifest) -> str:
         f'      {p}PORT: "8080"\n'
         f"      {p}SERVICES: '{routes}'\n"
         f'      {p}PROXY_TIMEOUT_SECONDS: "30"\n'
+        f"      {p}BUS_URL: kafka://kafka:9092\n"
+        f"      {p}JWKS_URL: http://identity:8080/.well-known/jwks.json\n"
         f"      {p}LOG_LEVEL: INFO\n"
         "    ports:\n"
         f'      - "{gateway.port}:8080"\n'

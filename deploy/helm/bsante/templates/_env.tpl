@@ -19,21 +19,8 @@ pods). Arguments: (list $root $entry) where $entry is the service's manifest ent
 {{- if $root.Values.tracing.otlpEndpoint -}}
 {{- $_ := set $env (printf "%sOTLP_ENDPOINT" $p) $root.Values.tracing.otlpEndpoint -}}
 {{- end -}}
-{{- if eq $e.kind "gateway" -}}
-{{- $routes := dict -}}
-{{- range $s := (include "bsante.manifest" $root | fromJson).services -}}
-{{- if and (eq $s.kind "service") (include "bsante.enabled" (list $root $s.name)) -}}
-{{- $_ := set $routes $s.name (printf "http://%s:8080" (include "bsante.serviceName" (list $root $s.name))) -}}
-{{- end -}}
-{{- end -}}
-{{- $_ := set $env (printf "%sSERVICES" $p) (toJson $routes) -}}
-{{- $_ := set $env (printf "%sTRUSTED_PROXIES" $p) (toJson $root.Values.gateway.trustedProxies) -}}
-{{- $_ := set $env (printf "%sCORS_ORIGINS" $p) (toJson $root.Values.gateway.corsOrigins) -}}
-{{- else -}}
-{{- $_ := set $env (printf "%sSTORE_DATABASE" $p) (printf "%s%s" $root.Values.mongodb.databasePrefix ($e.name | replace "-" "_")) -}}
 {{- $_ := set $env (printf "%sBUS_URL" $p) (printf "kafka://%s" $root.Values.kafka.bootstrapServers) -}}
 {{- $_ := set $env (printf "%sJWKS_URL" $p) (printf "%s/.well-known/jwks.json" $identity) -}}
-{{- $_ := set $env (printf "%sTRUSTED_PROXIES" $p) (toJson (list $root.Values.podNetworkCidr)) -}}
 {{- if $root.Values.kafka.tls.enabled -}}
 {{- $_ := set $env (printf "%sBUS_TLS" $p) "true" -}}
 {{- if $root.Values.kafka.tls.caSecret -}}
@@ -48,6 +35,19 @@ pods). Arguments: (list $root $entry) where $entry is the service's manifest ent
 {{- $_ := set $env (printf "%sBUS_SASL_USERNAME" $p) $root.Values.kafka.sasl.username -}}
 {{- $_ := set $env (printf "%sBUS_SASL_PASSWORD_FILE" $p) "/etc/bsante/kafka-sasl/password" -}}
 {{- end -}}
+{{- if eq $e.kind "gateway" -}}
+{{- $routes := dict -}}
+{{- range $s := (include "bsante.manifest" $root | fromJson).services -}}
+{{- if and (eq $s.kind "service") (include "bsante.enabled" (list $root $s.name)) -}}
+{{- $_ := set $routes $s.name (printf "http://%s:8080" (include "bsante.serviceName" (list $root $s.name))) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $env (printf "%sSERVICES" $p) (toJson $routes) -}}
+{{- $_ := set $env (printf "%sTRUSTED_PROXIES" $p) (toJson $root.Values.gateway.trustedProxies) -}}
+{{- $_ := set $env (printf "%sCORS_ORIGINS" $p) (toJson $root.Values.gateway.corsOrigins) -}}
+{{- else -}}
+{{- $_ := set $env (printf "%sSTORE_DATABASE" $p) (printf "%s%s" $root.Values.mongodb.databasePrefix ($e.name | replace "-" "_")) -}}
+{{- $_ := set $env (printf "%sTRUSTED_PROXIES" $p) (toJson (list $root.Values.podNetworkCidr)) -}}
 {{- range $peer := $e.calls -}}
 {{- $_ := set $env (printf "%s%s_URL" $p ($peer | upper | replace "-" "_")) (printf "http://%s:8080" (include "bsante.serviceName" (list $root $peer))) -}}
 {{- end -}}

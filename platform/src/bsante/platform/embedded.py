@@ -29,6 +29,11 @@ LOOPBACK = ["127.0.0.1/32", "::1/128"]
 
 
 def build_services(data: Path, manifest: Manifest | None = None) -> dict[str, Service[Any]]:
+    return build_context(data, manifest).services
+
+
+def build_context(data: Path, manifest: Manifest | None = None) -> EmbeddedContext:
+    """The services of the manifest built on one context (its log, its links, their keys)."""
     context = EmbeddedContext(data)
     for entry in (manifest or load()).of_kind("service"):
         module = entry.import_module("app")
@@ -45,12 +50,18 @@ def build_services(data: Path, manifest: Manifest | None = None) -> dict[str, Se
                 f"(its settings' service_name)"
             )
         context.services[entry.name] = service
-    return context.services
+    return context
 
 
-def build_platform(data: Path) -> FastAPI:
-    services = build_services(data)
-    return build_embedded(demo_gateway_settings(), services)
+def build_platform(data: Path, settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway over every service, with the live event stream on the embedded log."""
+    context = build_context(data)
+    return build_embedded(
+        settings or demo_gateway_settings(),
+        context.services,
+        jwks=context.jwks,
+        bus_url=context.bus_url,
+    )
 
 
 def demo_gateway_settings() -> GatewaySettings:

@@ -2,7 +2,12 @@
 
 from bsante.contracts.events.audit import AccessAction, PatientDataAccessed
 from bsante.contracts.events.base import Payload, event
-from bsante.contracts.events.card_bridge import VitaleBeneficiary, VitaleCardRead
+from bsante.contracts.events.card_bridge import (
+    CardInserted,
+    CardRemoved,
+    VitaleBeneficiary,
+    VitaleCardRead,
+)
 from bsante.contracts.events.documents import (
     DmpIntent,
     DmpVisibility,
@@ -43,6 +48,8 @@ from bsante.contracts.events.sla_monitor import (
 )
 
 __all__ = [
+    "CardInserted",
+    "CardRemoved",
     "AccessAction",
     "PatientDataAccessed",
     "IdentityStatus",

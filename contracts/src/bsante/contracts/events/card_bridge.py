@@ -41,3 +41,31 @@ class VitaleCardRead(Payload):
     holder_nir: str = Field(description="NIR of the card holder (ouvrant droit), 13 or 15")
     card_serial: str | None = None
     beneficiaries: list[VitaleBeneficiary] = Field(min_length=1, max_length=20)
+
+
+CardKind = Literal["cps", "vitale", "unknown"]
+
+
+@event(topics.CARD_BRIDGE)
+class CardInserted(Payload):
+    """A card was inserted in a reader of a workstation where a professional is signed in.
+
+    Carries no card content: for a CPS, ``ps_id_nat`` of its certificate (a professional
+    identifier, not patient data); for a Vitale, nothing (the read follows as VitaleCardRead).
+    """
+
+    workstation_id: str
+    reader: str = Field(max_length=200)
+    card_kind: CardKind
+    user_id: str = Field(description="The signed-in professional on whose behalf it is told")
+    ps_id_nat: str | None = None
+
+
+@event(topics.CARD_BRIDGE)
+class CardRemoved(Payload):
+    """A card was pulled out of a reader of a workstation."""
+
+    workstation_id: str
+    reader: str = Field(max_length=200)
+    card_kind: CardKind
+    user_id: str

@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from starlette.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bsante.chassis import context
+from bsante.chassis.auth import JwksSource, TokenVerifier, http_jwks_source
 from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.metrics import metrics_endpoint
@@ -28,6 +30,7 @@ from bsante.chassis.service import Service
 from bsante.chassis.tracing import inject_headers
 from bsante.chassis.web import install_web_conventions, with_cors
 from bsante.gateway import openapi
+from bsante.gateway.events import EventFeed, EventHub, install_stream
 from bsante.gateway.settings import GatewaySettings
 
 TITLE = "Bureautique Santé API"
@@ -148,8 +151,22 @@ class EmbeddedGateway(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def build_embedded(settings: GatewaySettings, services: dict[str, Service[Any]]) -> FastAPI:
-    """One process: the gateway's lifespan starts and stops every service it mounts."""
+def build_embedded(
+    settings: GatewaySettings,
+    services: dict[str, Service[Any]],
+    *,
+    jwks: JwksSource | None = None,
+    bus_url: str | None = None,
+) -> FastAPI:
+    """One process: the gateway's lifespan starts and stops every service it mounts.
+
+    With the platform's token keys and event log (`jwks`, `bus_url`), it also serves the live
+    event stream (/events)."""
+    feed = (
+        EventFeed(EventHub(settings.stream_buffer), bus_url, settings.stream_group)
+        if settings.stream_enabled and jwks is not None and bus_url is not None
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -158,8 +175,12 @@ def build_embedded(settings: GatewaySettings, services: dict[str, Service[Any]])
             for svc in services.values():
                 await svc.start()
                 started.append(svc)
+            if feed is not None:
+                await feed.start()
             yield
         finally:
+            if feed is not None:
+                await feed.stop()
             for svc in reversed(started):
                 await svc.stop()
 
@@ -177,6 +198,12 @@ def build_embedded(settings: GatewaySettings, services: dict[str, Service[Any]])
 
     app = _base_app(settings, lifespan, documents, readiness, cls=EmbeddedGateway)
     assert isinstance(app, EmbeddedGateway)
+    if feed is not None and jwks is not None:
+        verifier = TokenVerifier(
+            jwks, issuer=settings.token_issuer, audience=settings.token_audience
+        )
+        install_stream(app, feed.hub, verifier)
+        app.state.event_hub = feed.hub
     for name, svc in services.items():
         if svc.has_http:
             app.mount(f"/api/{name}", svc.app)  # for route listings; requests take the fast path
@@ -187,15 +214,33 @@ def build_embedded(settings: GatewaySettings, services: dict[str, Service[Any]])
     return app
 
 
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    # Raw bytes: the body keeps its content-encoding, which the kept headers still announce.
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError:
+        return  # the service went away mid-body: the client sees a cut response
+
+
 def build_proxy(settings: GatewaySettings) -> FastAPI:
     """Distributed: forward /api/<service>/<path> to the service's base URL."""
     client = httpx.AsyncClient(timeout=settings.proxy_timeout_seconds)
+    feed = (
+        EventFeed(EventHub(settings.stream_buffer), settings.bus_url, settings.stream_group)
+        if settings.stream_enabled
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
+            if feed is not None:
+                await feed.start()
             yield
         finally:
+            if feed is not None:
+                await feed.stop()
             await client.aclose()
 
     async def fetch_json(url: str) -> dict[str, Any] | None:
@@ -223,6 +268,13 @@ def build_proxy(settings: GatewaySettings) -> FastAPI:
         return {n: doc is not None for n, doc in zip(names, found, strict=True)}
 
     app = _base_app(settings, lifespan, documents, readiness)
+    if feed is not None:
+        verifier = TokenVerifier(
+            http_jwks_source(settings.jwks_url),
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+        )
+        install_stream(app, feed.hub, verifier)
 
     @app.api_route(
         "/api/{service}/{path:path}",
@@ -239,19 +291,26 @@ def build_proxy(settings: GatewaySettings) -> FastAPI:
         headers["x-forwarded-for"] = context.client_address.get() or ""
         headers["x-correlation-id"] = context.current_correlation_id()
         headers = inject_headers(headers)
+        outgoing = client.build_request(
+            request.method,
+            f"{base.rstrip('/')}/{path}",
+            params=request.query_params,
+            headers=headers,
+            content=await request.body(),
+        )
         try:
-            upstream = await client.request(
-                request.method,
-                f"{base.rstrip('/')}/{path}",
-                params=request.query_params,
-                headers=headers,
-                content=await request.body(),
-            )
+            # Streamed both ways past the headers: a long download or an event stream is
+            # passed on as it comes, never held whole in the gateway.
+            upstream = await client.send(outgoing, stream=True)
         except httpx.HTTPError:
             return problem(503, f"The {service} service is unreachable", kind="upstream-down")
         kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-        kept.pop("content-encoding", None)
-        return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+        return StreamingResponse(
+            _relay(upstream),
+            status_code=upstream.status_code,
+            headers=kept,
+            background=BackgroundTask(upstream.aclose),
+        )
 
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app

@@ -18,3 +18,13 @@ class GatewaySettings(ServiceSettings):
         description="Service name -> base URL (distributed topology)",
     )
     proxy_timeout_seconds: float = 30.0
+    stream_buffer: int = Field(
+        1000, ge=10, le=100_000, description="Events kept for Last-Event-ID replay (/events)"
+    )
+    stream_group: str = Field(
+        "gateway-stream",
+        description="The bus consumer group of /events (one per gateway replica)",
+    )
+    stream_enabled: bool = Field(
+        True, description="Serve /events (consumes bsante.card-bridge.v1 and others)"
+    )

@@ -18,6 +18,10 @@ from bsante.patient.domain import Contact, PatientRecord
 from bsante.patient.handlers import Ports, ins, merge, record, vitale
 from bsante.patient.insi_gateway import InsiGateway
 from bsante.patient.schemas import (
+    CardEventAccepted,
+    CardPresenceIn,
+    CardReadAccepted,
+    CardReadIn,
     DocumentCheckIn,
     HistoryOut,
     InsiOutcome,
@@ -164,6 +168,27 @@ async def create_from_vitale(
     )
     response.status_code = 201 if created else 200
     return VitaleOutcome(created=created, patient=_out(response, patient, version))
+
+
+@router.post(
+    "/card-reads", status_code=202, response_model=CardReadAccepted, responses=problems(422)
+)
+async def post_card_read(body: CardReadIn, principal: Editor, ports: PortsDep) -> CardReadAccepted:
+    """The card bridge on a workstation read a carte Vitale: it posts the read with the signed-in
+    professional's token (never a secret of its own); the read becomes a VitaleCardRead of the
+    user's acting structure, to pick a beneficiary from (`GET /card-reads/{read_id}`)."""
+    return CardReadAccepted(read_id=await vitale.publish_card_read(ports, principal, body))
+
+
+@router.post(
+    "/card-events", status_code=202, response_model=CardEventAccepted, responses=problems(422)
+)
+async def post_card_presence(
+    body: CardPresenceIn, principal: Editor, ports: PortsDep
+) -> CardEventAccepted:
+    """A card inserted in or removed from a workstation's reader (CardInserted, CardRemoved),
+    for the user's live event stream. No card content."""
+    return CardEventAccepted(event_id=await vitale.publish_card_presence(ports, principal, body))
 
 
 @router.get("/card-reads/{read_id}")

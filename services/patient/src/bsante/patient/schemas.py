@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from bsante.chassis.text import SafeMultilineText, SafeText
-from bsante.contracts.events import VitaleCardRead
+from bsante.contracts.events import VitaleBeneficiary, VitaleCardRead
 from bsante.patient.annotations import CorrespondentRole, Visibility, check_rpps
 from bsante.patient.domain import (
     Attributes,
@@ -257,6 +257,37 @@ class VitaleSelectIn(BaseModel):
 
 class VitaleCreateIn(VitaleSelectIn):
     card: VitaleCardRead
+
+
+class CardReadIn(BaseModel):
+    """A carte Vitale read on a workstation, posted by the card bridge with the user's token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workstation_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    holder_nir: str = Field(min_length=13, max_length=15)
+    card_serial: str | None = Field(default=None, max_length=40)
+    beneficiaries: list[VitaleBeneficiary] = Field(min_length=1, max_length=20)
+
+
+class CardReadAccepted(BaseModel):
+    read_id: uuid.UUID = Field(description="GET /patients/card-reads/{read_id} once consumed")
+
+
+class CardEventAccepted(BaseModel):
+    event_id: uuid.UUID
+
+
+class CardPresenceIn(BaseModel):
+    """A card inserted in or removed from a workstation's reader (no card content)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["inserted", "removed"]
+    workstation_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    reader: str = Field(min_length=1, max_length=200)
+    card_kind: Literal["cps", "vitale", "unknown"]
+    ps_id_nat: str | None = Field(default=None, pattern=r"^[08][0-9A-Z]{8,11}$")
 
 
 class VitaleOutcome(BaseModel):

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from bsante.chassis.auth import Principal
-from bsante.contracts.events import VitaleCardRead
+from bsante.contracts.events import CardInserted, CardRemoved, VitaleCardRead
 from bsante.patient import repository
 from bsante.patient.domain import PatientRecord, Traits, new_patient
 from bsante.patient.errors import ConflictError, NotFoundError, PatientError, invalid
@@ -29,7 +29,7 @@ from bsante.patient.identity.nir import (
 from bsante.patient.identity.status import IdentityRecord
 from bsante.patient.identity.traits import IdentityTraits, TraitValidationError
 from bsante.patient.insi_gateway import InsiGateway, InsiUnavailableError
-from bsante.patient.schemas import VitaleSelectIn
+from bsante.patient.schemas import CardPresenceIn, CardReadIn, VitaleSelectIn
 
 CARD_NIR = "a NIR of 13 characters, or 15 with its key"
 
@@ -191,3 +191,51 @@ async def _find_person(
     if same:
         return await repository.get(ports.store, structure, str(same[0].id))
     return None
+
+
+async def publish_card_read(ports: Ports, principal: Principal, card: CardReadIn) -> uuid.UUID:
+    """The card bridge's read, as the event the card-read consumer keeps (202: it lags)."""
+    holder = card_nir(card.holder_nir, "holder_nir")
+    for index, person in enumerate(card.beneficiaries):
+        if person.nir:
+            card_nir(person.nir, f"beneficiaries.{index}.nir")
+    async with ports.unit_of_work() as uow:
+        envelope = await uow.emit(
+            VitaleCardRead(
+                workstation_id=card.workstation_id,
+                read_by=principal.user_id,
+                holder_nir=holder,
+                card_serial=card.card_serial,
+                beneficiaries=card.beneficiaries,
+            ),
+            structure_id=principal.acting_structure,
+            subject_id=card.workstation_id,
+        )
+    return envelope.event_id
+
+
+async def publish_card_presence(
+    ports: Ports, principal: Principal, presence: CardPresenceIn
+) -> uuid.UUID:
+    """A card inserted or removed on a workstation, told for the user's live event stream."""
+    payload: CardInserted | CardRemoved
+    if presence.event == "inserted":
+        payload = CardInserted(
+            workstation_id=presence.workstation_id,
+            reader=presence.reader,
+            card_kind=presence.card_kind,
+            user_id=principal.user_id,
+            ps_id_nat=presence.ps_id_nat if presence.card_kind == "cps" else None,
+        )
+    else:
+        payload = CardRemoved(
+            workstation_id=presence.workstation_id,
+            reader=presence.reader,
+            card_kind=presence.card_kind,
+            user_id=principal.user_id,
+        )
+    async with ports.unit_of_work() as uow:
+        envelope = await uow.emit(
+            payload, structure_id=principal.acting_structure, subject_id=presence.workstation_id
+        )
+    return envelope.event_id

@@ -1,0 +1,1 @@
+"""Card bridge: the workstation agent that reads CPS and Vitale cards over PC/SC."""

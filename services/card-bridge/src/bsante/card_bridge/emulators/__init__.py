@@ -1,0 +1,1 @@
+"""Card emulators of the project, speaking the vpcd protocol to Debian's vsmartcard-vpcd."""
