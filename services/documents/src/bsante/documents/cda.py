@@ -49,6 +49,7 @@ DOCUMENT_TYPES: dict[str, str] = {
     "11502-2": "CR d'examens biologiques",
     "34133-9": "Synthèse d'épisode de soins",
     "75482-0": "CR d'acte thérapeutique à visée préventive",
+    "74207-2": "Document de liaison d'urgence",
 }
 
 _GENDER_DISPLAY = {"M": "Masculin", "F": "Féminin", "U": "Inconnu"}
