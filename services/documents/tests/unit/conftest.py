@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bsante.documents.conformance import CisisKit, ConformanceValidator, KitNotFound
+from bsante.documents.conformance import (
+    CisisKit,
+    ConformanceValidator,
+    KitNotFound,
+    shared_validator,
+)
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +24,10 @@ def kit() -> CisisKit:
 def validator(kit: CisisKit) -> ConformanceValidator:
     """One validator for the session: structurationMinimale compiles once (tens of seconds).
 
-    The generated stylesheet is kept in the default cache directory between sessions.
+    The generated stylesheet is kept in the default cache directory between sessions. It is the
+    process-wide validator `validate_for_signing` uses, so that one compiles nothing more.
     """
-    validator = ConformanceValidator(kit)
+    validator = shared_validator(kit)
+    assert validator is not None
     validator.prepare(kit.structuration_minimale)
     return validator

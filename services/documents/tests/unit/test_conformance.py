@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from bsante.documents import cda, samples
+from bsante.documents import cda, conformance, samples
 from bsante.documents.conformance import (
     KIT_ENV,
     CisisKit,
@@ -155,3 +155,84 @@ def test_a_model_schematron_checks_its_own_model(
         kit.example("DLU-EHPAD-FLUDT_2022.01.xml").read_bytes(), dlu
     )
     assert any("1.2.250.1.213.1.1.1.22" in f.text for f in fludt), _texts(fludt)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_n1_carries_every_header_element_of_the_issue_and_passes(
+    validator: ConformanceValidator, version: int
+) -> None:
+    """Issue 10 point 6, item by item, on one document that the kit then accepts."""
+    document = _document(version)
+
+    def one(path: str) -> etree._Element:
+        found = document.xpath(path, namespaces=NS)
+        assert len(found) == 1, path
+        return found[0]
+
+    assert one("h:realmCode").get("code") == "FR"
+    assert document.xpath("h:templateId/@root", namespaces=NS) == list(cda.N1_TEMPLATE_IDS)
+    # INS traits (an INS OID is present): names with qualifier BR, birth time, COG, sex.
+    role = one("h:recordTarget/h:patientRole")
+    assert role.find("h:id", NS).get("root") in cda.INS_OIDS
+    name = role.find("h:patient/h:name", NS)
+    assert name.find("h:family[@qualifier='BR']", NS).text == "PAT-TROIS"
+    assert name.find("h:given[@qualifier='BR']", NS).text == "DOMINIQUE"
+    assert role.find("h:patient/h:birthTime", NS).get("value") == "19790328"
+    assert role.find("h:patient/h:birthplace/h:place/h:addr/h:county", NS).text == "51215"
+    assert role.find("h:patient/h:administrativeGenderCode", NS).get("code") == "F"
+    # Author as PSIdNat with its TRE_G15 code, and its organisation's StructIdNat.
+    author = one("h:author/h:assignedAuthor")
+    assert author.find("h:id", NS).get("root") == cda.OID_PS_ID_NAT
+    assert author.find("h:code", NS).get("codeSystem") == cda.OID_AUTHOR_SPECIALTY
+    assert author.find("h:code", NS).get("code").startswith("G15_")
+    assert author.find("h:representedOrganization/h:id", NS).get("root") == cda.OID_STRUCT_ID_NAT
+    one("h:custodian/h:assignedCustodian/h:representedCustodianOrganization/h:id")
+    assert one("h:legalAuthenticator/h:signatureCode").get("code") == "S"
+    one("h:documentationOf/h:serviceEvent/h:performer[@typeCode='PRF']/h:assignedEntity/h:id")
+    one("h:componentOf/h:encompassingEncounter/h:effectiveTime/h:low")
+    assert one("h:confidentialityCode").get("codeSystem") == cda.OID_CONFIDENTIALITY
+    assert one("h:setId").get("extension") == "set-0001"
+    assert one("h:versionNumber").get("value") == str(version)
+    related = document.xpath("h:relatedDocument", namespaces=NS)
+    if version == 1:
+        assert related == []
+    else:
+        assert one("h:relatedDocument").get("typeCode") == "RPLC"
+        assert one("h:relatedDocument/h:parentDocument/h:id").get("extension") == "doc-0001"
+
+    report = validator.validate(cda.to_bytes(document))
+    assert (report.xsd_errors, report.failed_asserts) == ([], [])
+
+
+def test_validate_for_signing_uses_the_shared_validator(
+    validator: ConformanceValidator, kit: CisisKit
+) -> None:
+    assert conformance.shared_validator() is validator
+    good = conformance.validate_for_signing(cda.to_bytes(_document()), dlu=False)
+    assert good is not None and good.valid
+    broken = _document()
+    broken.remove(broken.find("h:author", NS))
+    report = conformance.validate_for_signing(cda.to_bytes(broken), dlu=False)
+    assert report is not None and not report.valid
+    assert report.failed_asserts and report.xsd_errors
+    # dlu=True adds the DLU schematron: an N1 document is not a DLU.
+    as_dlu = conformance.validate_for_signing(cda.to_bytes(_document()), dlu=True)
+    assert as_dlu is not None
+    assert any("1.2.250.1.213.1.1.1.22" in f.text for f in as_dlu.failed_asserts)
+
+
+def test_validate_for_signing_without_a_kit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nowhere(cls: type[CisisKit], start: Path | None = None) -> CisisKit:
+        raise KitNotFound("no kit on this machine")
+
+    monkeypatch.delenv(KIT_ENV, raising=False)
+    monkeypatch.setattr(CisisKit, "locate", classmethod(nowhere))
+    assert conformance.validate_for_signing(b"<x/>", dlu=False) is None
+    assert conformance.prepare_for_signing() is False
+    # A kit named by the variable but not there is a configuration error, not "no kit".
+    monkeypatch.undo()
+    monkeypatch.setenv(KIT_ENV, str(tmp_path))
+    with pytest.raises(KitNotFound, match=KIT_ENV):
+        conformance.validate_for_signing(b"<x/>", dlu=False)

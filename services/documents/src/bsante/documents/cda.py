@@ -219,6 +219,38 @@ def build_cda_n1(
     custodian: Organisation | None = None,
 ) -> etree._Element:
     """The N1 ClinicalDocument; the author signs, performs and its structure keeps by default."""
+    doc = build_header(
+        metadata,
+        patient,
+        author,
+        legal_authenticator=legal_authenticator,
+        performer=performer,
+        custodian=custodian,
+    )
+    body = _sub(_sub(doc, "component"), "nonXMLBody")
+    text = _sub(body, "text", mediaType="application/pdf", representation="B64")
+    text.text = base64.b64encode(pdf).decode("ascii")
+    return doc
+
+
+TemplateId = str | tuple[str, str]  # a root, or a (root, extension) pair
+
+
+def build_header(
+    metadata: DocumentMetadata,
+    patient: Patient,
+    author: Professional,
+    *,
+    template_ids: Sequence[TemplateId] = N1_TEMPLATE_IDS,
+    legal_authenticator: Professional | None = None,
+    performer: Professional | None = None,
+    custodian: Organisation | None = None,
+) -> etree._Element:
+    """The ClinicalDocument with the CI-SIS header and no `component` (the caller adds the body).
+
+    Models add their own header parts (informants, participants) before `custodian` and
+    `documentationOf`, where the CDA schema orders them.
+    """
     legal_authenticator = legal_authenticator or author
     performer = performer or author
     custodian = custodian or author.organisation
@@ -226,8 +258,11 @@ def build_cda_n1(
 
     _sub(doc, "realmCode", code="FR")
     _sub(doc, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
-    for template in N1_TEMPLATE_IDS:
-        _sub(doc, "templateId", root=template)
+    for template in template_ids:
+        if isinstance(template, tuple):
+            _sub(doc, "templateId", root=template[0], extension=template[1])
+        else:
+            _sub(doc, "templateId", root=template)
     _sub(doc, "id", root=metadata.id_root, extension=metadata.document_id)
     _sub(
         doc,
@@ -286,10 +321,6 @@ def build_cda_n1(
         displayName=organisation.facility_type_display,
         codeSystem=OID_FACILITY_TYPE,
     )
-
-    body = _sub(_sub(doc, "component"), "nonXMLBody")
-    text = _sub(body, "text", mediaType="application/pdf", representation="B64")
-    text.text = base64.b64encode(pdf).decode("ascii")
     return doc
 
 

@@ -73,7 +73,8 @@ class CisisKit:
         for parent in here.parents:
             candidate = parent / _KIT_RELATIVE
             if (candidate / "schematrons").is_dir():
-                return cls(candidate)
+                # Resolved: a kit reached through a symbolic link must still contain its files.
+                return cls(candidate.resolve())
         raise KitNotFound(f"no {_KIT_RELATIVE} above {here} and {KIT_ENV} is unset")
 
     @property
@@ -302,3 +303,59 @@ def _failed_asserts(svrl: bytes) -> list[FailedAssert]:
         )
         for node in report.iter(f"{_SVRL}failed-assert")
     ]
+
+
+# -- The service's validator -------------------------------------------------------------------
+
+DLU_SCHEMATRON = "CI-SIS_DLU-EHPAD-DLU_2022.01.sch"
+_shared_lock = threading.Lock()
+_shared: dict[Path, ConformanceValidator] = {}
+
+
+def shared_validator(kit: CisisKit | None = None) -> ConformanceValidator | None:
+    """The process-wide validator of `kit` (located when not given); None without a kit.
+
+    A kit named by `BSANTE_CISIS_KIT` that is not one raises `KitNotFound`: a misconfigured
+    kit must not silently turn validation off.
+    """
+    if kit is None:
+        try:
+            kit = CisisKit.locate()
+        except KitNotFound:
+            if os.environ.get(KIT_ENV):
+                raise
+            return None
+    with _shared_lock:
+        validator = _shared.get(kit.root)
+        if validator is None:
+            validator = _shared[kit.root] = ConformanceValidator(kit)
+        return validator
+
+
+def signing_schematrons(kit: CisisKit, *, dlu: bool) -> tuple[Path, ...]:
+    """What a document is checked with before signing: structurationMinimale, and its model's."""
+    if dlu:
+        return (kit.structuration_minimale, kit.schematron(DLU_SCHEMATRON))
+    return (kit.structuration_minimale,)
+
+
+def validate_for_signing(cda_bytes: bytes, *, dlu: bool) -> ConformanceReport | None:
+    """XSD and schematrons of a document about to be signed; None when no kit is configured.
+
+    Synchronous and slow the first time (the Saxon compilation, tens of seconds, once per
+    process): call `prepare_for_signing` at start and this from a worker thread.
+    """
+    validator = shared_validator()
+    if validator is None:
+        return None
+    return validator.validate(cda_bytes, signing_schematrons(validator.kit, dlu=dlu))
+
+
+def prepare_for_signing() -> bool:
+    """Compile the signing schematrons now (at service start, off the event loop)."""
+    validator = shared_validator()
+    if validator is None:
+        return False
+    for sch in signing_schematrons(validator.kit, dlu=True):
+        validator.prepare(sch)
+    return True

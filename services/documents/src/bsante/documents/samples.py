@@ -171,3 +171,69 @@ def body(*, table_rows: int = 3) -> DocumentBody:
 
 
 FIELD_VALUES = {"patient.used_given_name": "Dominique", "forms.latest_gir": "GIR 4 (12/11/2026)"}
+
+
+def ehpad() -> Organisation:
+    return Organisation(
+        finess="920000001",
+        name="EHPAD Les Tilleuls",
+        address=Address(
+            house_number="12", street_name="Rue des Écoles", postal_code="92100", city="BOULOGNE"
+        ),
+        telecom=Telecom(value="tel:0146000000", use="WP"),
+        facility_type_code="SA17",
+        facility_type_display="Etablissement pour personnes âgées",
+        practice_setting_code="ETABLISSEMENT",
+        practice_setting_display="Etablissement de santé",
+    )
+
+
+def ehpad_physician() -> Professional:
+    return author().model_copy(update={"organisation": ehpad()})
+
+
+def dlu_metadata(*, version: int = 1) -> DocumentMetadata:
+    return metadata(version=version, document_id=f"dlu-000{version}").model_copy(
+        update={"type_code": "74207-2", "title": "Dossier de liaison d'urgence"}
+    )
+
+
+def dlu_answers() -> dict[str, Any]:
+    """Answers of the forms service's DLU definition (v1), every section filled."""
+    return {
+        "patient": {
+            "birth_name": "PAT-TROIS",
+            "first_name": "DOMINIQUE",
+            "used_name": "PAT-TROIS",
+            "sex": "F",
+            "birth_date": "1979-03-28",
+        },
+        "legal_representative": {
+            "name": "Jeanne NESSI",
+            "measure": "curatelle",
+            "phone": "01 47 15 00 00",
+        },
+        "person_to_notify": {"name": "Sophie NESSI", "relationship": "Sœur", "phone": "0647150100"},
+        "trusted_person": {"name": "Paul NESSI", "relationship": "Frère", "phone": "0647150200"},
+        "attending_physician": {"name": "Dr Stéphane MEDIONI", "phone": "01 47 15 00 01"},
+        "coordinating_physician": {"name": "Dr Anne LEROY", "phone": "01 46 00 00 02"},
+        "contact_24h": "01 46 00 00 24",
+        "preferred_hospital": "Hôpital Ambroise-Paré, Boulogne-Billancourt",
+        "active_conditions": "Bronchite chronique simple\nHypertension artérielle",
+        "medical_history": "Infarctus du myocarde (2018)",
+        "allergies": "Paracétamol",
+        "long_term_treatments": "Ramipril 5 mg : 1 cp le matin",
+        "palliative_care": {"in_progress": False},
+        "advance_directives": {"written": True, "location": "Dossier de soins, EHPAD"},
+        "observations": {
+            "can_communicate": True,
+            "oriented": True,
+            "falls": True,
+            "hearing_loss": True,
+        },
+        "bmr": {"carrier": False},
+        "vaccinations": "Grippe (octobre 2026), tétanos (2020)",
+        "autonomy": {"gir": 4, "evaluated_on": "2026-11-12", "aggir_submission_id": "sub-1"},
+        "comments": "Porte des lunettes.",
+        "annexes": ["DLU_006", "DLU_009"],
+    }
