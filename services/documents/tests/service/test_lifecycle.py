@@ -21,7 +21,7 @@ async def test_catalogue_and_demo_templates(documents: Documents) -> None:
     assert fields.status_code == 200
     names = {f["name"]: f for f in fields.json()}
     assert {"patient.birth_name", "patient.ins", "author.rpps", "structure.finess"} <= set(names)
-    assert {"forms.latest_gir", "forms.latest_mms", "forms.latest_vitals"} <= set(names)
+    assert {"forms.latest_gir", "forms.latest_mms", "forms.latest_bp"} <= set(names)
     assert names["patient.birth_date"]["type"] == "date" and names["patient.ins"]["label"]
 
     listed = await documents.client.get("/api/documents/templates", headers=headers)

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bsante.documents.conformance import CisisKit, ConformanceValidator, KitNotFound
+from bsante.documents.conformance import (
+    CisisKit,
+    ConformanceValidator,
+    KitNotFound,
+    shared_validator,
+)
 
 
 class KitConformance:
@@ -21,9 +26,8 @@ class KitConformance:
             kit = CisisKit(Path(root).resolve()) if root else CisisKit.locate()
         except KitNotFound:
             return None
-        if not (kit.root / "schematrons").is_dir():
-            return None
-        return cls(ConformanceValidator(kit))
+        validator = shared_validator(kit)
+        return cls(validator) if validator is not None else None
 
     @property
     def kit_root(self) -> str:

@@ -48,7 +48,11 @@ DEMO_TEMPLATES: dict[str, TemplateDraft] = {
                     "blocks": [_PATIENT, _p(_t("Motif : "))],
                 },
                 {"title": "Examen clinique", "code": "29545-1", "blocks": [
-                    {"type": "merge_field", "field": "forms.latest_vitals", "label": "Constantes"},
+                    _p(_t("Tension artérielle : "), _f("forms.latest_bp"), _t(", pouls : "),
+                       _f("forms.latest_pulse"), _t(", température : "),
+                       _f("forms.latest_temperature")),
+                    _p(_t("{% if forms.latest_weight %}Poids : {{ forms.latest_weight }} "
+                          "({{ forms.latest_weight_date }}){% endif %}")),
                 ]},
                 {"title": "Conclusion", "blocks": [_p(_t("")), _SIGNATURE]},
             ]
@@ -64,7 +68,7 @@ DEMO_TEMPLATES: dict[str, TemplateDraft] = {
                 {
                     "title": "Lettre de liaison",
                     "blocks": [
-                        _p(_f("structure.name"), _t(", le "), _f("context.date")),
+                        _p(_f("structure.name"), _t(", le "), _f("context.document_date")),
                         _p(_t("Cher confrère, chère consœur,")),
                         _PATIENT,
                         _p(_t("Dernier GIR : "), _f("forms.latest_gir"), _t(" ("),
@@ -129,7 +133,9 @@ DEMO_TEMPLATES: dict[str, TemplateDraft] = {
                         {"type": "bulleted_list", "items": [
                             {"runs": [_t("GIR : "), _f("forms.latest_gir"), _t(" du "),
                                       _f("forms.latest_gir_date")]},
-                            {"runs": [_t("Dernières constantes : "), _f("forms.latest_vitals")]},
+                            {"runs": [_t("Dernières constantes : TA "), _f("forms.latest_bp"),
+                                      _t(", pouls "), _f("forms.latest_pulse"), _t(", SpO2 "),
+                                      _f("forms.latest_spo2")]},
                         ]},
                         _p(_t("Antécédents, allergies, traitements : voir le formulaire DLU.")),
                     ],

@@ -9,7 +9,7 @@ behalf of the user; in the embedded platform the transports reach the peers in-p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Protocol
 
 import httpx
@@ -50,6 +50,30 @@ class PatientRecordFacts:
         place = " ".join(v for v in (self.postal_code, self.city) if v)
         return ", ".join([*self.address_lines, *([place] if place else [])])
 
+    def merge_record(self) -> dict[str, Any]:
+        """The record as `templates.merge_values` reads it (the patient service's shape)."""
+        return {
+            "ipp": self.ipp,
+            "identity_status": "qualifiee" if self.ins_qualified else "provisoire",
+            "ins": {"matricule": self.ins, "oid": self.ins_oid} if self.ins else None,
+            "traits": {
+                "birth_name": self.birth_name,
+                "first_birth_given_name": self.first_given_name,
+                "birth_given_names": self.birth_given_names,
+                "used_name": self.used_name,
+                "used_first_name": self.used_given_name,
+                "sex": self.sex,
+                "birth_date": self.birth_date.isoformat(),
+            },
+            "contact": {
+                "address": {
+                    "lines": list(self.address_lines),
+                    "postal_code": self.postal_code,
+                    "city": self.city,
+                }
+            },
+        }
+
     def to_cda(self, ipp_root: str) -> cda.Patient:
         """The CDA recordTarget; INS traits only for a qualifiée identity (RNIV)."""
         ins: dict[str, Any] = {}
@@ -83,6 +107,14 @@ class StructureFacts:
     address: str | None = None
     phone: str | None = None
 
+    def merge_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "finess": self.finess,
+            "address": {"lines": [self.address]} if self.address else None,
+            "phone": self.phone,
+        }
+
     def to_cda(self) -> cda.Organisation | None:
         if not self.finess:
             return None
@@ -113,6 +145,17 @@ class AuthorFacts:
     specialty_code: str | None = None
     specialty_label: str | None = None
 
+    def merge_record(self) -> dict[str, Any]:
+        return {
+            "family_name": self.family_name,
+            "given_name": self.given_name,
+            "title": "Dr" if self.profession_code == "10" else None,
+            "profession": self.profession_label
+            or (PROFESSIONS.get(self.profession_code) if self.profession_code else None),
+            "specialty": self.specialty_label,
+            "rpps": self.rpps,
+        }
+
     def to_cda(self, organisation: cda.Organisation) -> cda.Professional | None:
         """The CDA author: only a professional with an RPPS and a TRE_G15 profession."""
         if not (self.rpps and self.profession_code and self.family_name and self.given_name):
@@ -134,12 +177,10 @@ class AuthorFacts:
 
 @dataclass(frozen=True)
 class ResultFacts:
-    gir: int | None = None
-    gir_at: datetime | None = None
-    mms: int | None = None
-    mms_at: datetime | None = None
-    vitals: dict[str, Any] = field(default_factory=dict)
-    vitals_at: datetime | None = None
+    """The latest results as `templates.merge_values` reads them: `gir: {value, at}`,
+    `mms: {score, at}`, `vitals: {<kind>: {value, at}}`."""
+
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class PatientSource(Protocol):
@@ -190,13 +231,6 @@ async def _get(client: ServiceClient, peer: str, path: str, **headers: str) -> A
 def _text(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     return value if isinstance(value, str) and value else None
-
-
-def _when(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def patient_from_json(body: dict[str, Any]) -> PatientRecordFacts:
@@ -280,12 +314,4 @@ class HttpSources:
         )
         if not isinstance(body, dict):
             return ResultFacts()
-        gir, mms, vitals = body.get("gir") or {}, body.get("mms") or {}, body.get("vitals") or {}
-        return ResultFacts(
-            gir=gir.get("value") if isinstance(gir.get("value"), int) else None,
-            gir_at=_when(gir.get("at")),
-            mms=mms.get("value") if isinstance(mms.get("value"), int) else None,
-            mms_at=_when(mms.get("at")),
-            vitals=dict(vitals.get("values") or {}),
-            vitals_at=_when(vitals.get("at")),
-        )
+        return ResultFacts({k: v for k, v in body.items() if k in ("gir", "mms", "vitals")})

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Literal
 
-from bsante.documents import fields, repository
+from bsante.documents import repository
+from bsante.documents import templates as liquid
 from bsante.documents.domain import (
     Document,
     DocumentsRefusal,
@@ -80,6 +81,20 @@ async def create(ports: Ports, caller: Caller, command: NewDocument) -> Saved:
     if patient is None:
         raise NoSuchPatient()
     now = ports.clock()
+    values = liquid.merge_values(
+        patient.merge_record(),
+        author.merge_record() if author is not None else {},
+        structure.merge_record() if structure is not None else {},
+        results.data,
+        now,
+    )
+    try:
+        compiled = liquid.compile_template(DocumentBody.model_validate(template.body))
+        merged = liquid.render(compiled, values, ports.limits)
+    except liquid.TemplateRejected as rejected:
+        raise DocumentsRefusal(
+            "The template cannot be merged for this patient", errors=rejected.errors()
+        ) from None
     doc_id = uuid.uuid4()
     created = Document(
         id=doc_id,
@@ -92,10 +107,8 @@ async def create(ports: Ports, caller: Caller, command: NewDocument) -> Saved:
         type_code=template.type_code,
         class_code=template.class_code,
         title=command.title or template.title,
-        body=template.body,
-        values=fields.values(
-            patient=patient, author=author, structure=structure, results=results, at=now
-        ),
+        body=merged.model_dump(mode="json"),
+        values={f"{group}.{key}": v for group, kv in values.items() for key, v in kv.items()},
         facts=facts_json(patient, author, structure),
         author_id=caller.user,
         document_date=now.date(),
@@ -124,7 +137,7 @@ async def edit(
     update: dict[str, Any] = {"updated_at": ports.clock()}
     if body is not None:
         parsed = templates.checked_body(body, ports.limits)
-        unknown = fields.unknown(parsed.fields())
+        unknown = sorted(parsed.fields() - CATALOGUE)
         if unknown:
             raise DocumentsRefusal(
                 f"Unknown merge field(s): {', '.join(unknown)}",
@@ -160,6 +173,7 @@ async def preview(ports: Ports, caller: Caller, document_id: uuid.UUID) -> tuple
     return found, fragment
 
 
+CATALOGUE = frozenset(spec.name for spec in liquid.catalogue())
 ListBy = Literal["patient", "author", "status"]
 
 

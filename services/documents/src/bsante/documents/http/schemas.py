@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bsante.chassis.text import SafeText
 from bsante.contracts.events.documents import DmpVisibility, MssRecipient
 from bsante.documents.domain import Artefact, Document, Origin, Status, Template
-from bsante.documents.fields import CATALOGUE, FieldType
+from bsante.documents.templates import FieldType, catalogue
 
 Code = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.\-]+$")
 
@@ -21,11 +21,10 @@ class FieldOut(BaseModel):
     label: str
     type: FieldType
     group: str
-    description: str = ""
 
 
 def catalogue_out() -> list[FieldOut]:
-    return [FieldOut(**f.__dict__) for f in CATALOGUE]
+    return [FieldOut(name=f.name, label=f.label, type=f.type, group=f.group) for f in catalogue()]
 
 
 class TemplateIn(BaseModel):
