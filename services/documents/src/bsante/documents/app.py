@@ -20,7 +20,7 @@ from bsante.documents.handlers import Ports
 from bsante.documents.handlers.common import PDF, XML, BlobKinds, Conformance
 from bsante.documents.handlers.templates import seed_demo
 from bsante.documents.http import router
-from bsante.documents.sealing import Sealer, Unsealed
+from bsante.documents.sealing import Sealer, configured_sealer
 from bsante.documents.settings import DocumentsSettings
 from bsante.documents.sources import HttpSources, Sources
 
@@ -97,7 +97,7 @@ def build(
         unit_of_work=svc.messaging.unit_of_work,
         blobs=svc.blobs,
         sources=sources or _sources(settings, transports or {}),
-        sealer=sealer or Unsealed(),
+        sealer=sealer or configured_sealer(settings),
         conformance=check,
         kinds=BlobKinds(
             pdf=BlobKind("document-pdf", 50_000_000, frozenset({PDF})),
@@ -125,6 +125,8 @@ def build_embedded(context: EmbeddedContext) -> Service[DocumentsSettings]:
         forms_url="http://forms",
         service_token_url="http://identity/oauth/token",
         service_client_secret=SecretStr(secret),
+        # `make run`: a demo CA and cachet, made in the data directory at the first signature.
+        signing_demo_pki_dir=str(context.data / "demo-pki"),
     )
     return build(
         settings,

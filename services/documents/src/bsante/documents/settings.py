@@ -4,9 +4,12 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from bsante.chassis.settings import ServiceSettings
+from bsante.documents.signing import SealingSettings
 
 
-class DocumentsSettings(ServiceSettings):
+class DocumentsSettings(ServiceSettings, SealingSettings):
+    """The service's settings, and the sealing ones (`DOCUMENTS_SIGNING_KEY_FILE`, ...)."""
+
     model_config = SettingsConfigDict(env_prefix="DOCUMENTS_", extra="ignore")
 
     service_name: str = "documents"
