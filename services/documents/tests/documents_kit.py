@@ -39,7 +39,7 @@ OTHER = "demo-ssiad"
 MEDECIN = "user-medecin"
 SECRETARY = "user-secretaire"
 # A valid FINESS (Luhn) of a fictitious structure.
-FINESS = "750000001"
+FINESS = "750000002"
 
 
 @dataclass

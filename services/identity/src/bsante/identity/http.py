@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bsante.identity.api import audit, auth, directory, oauth, structures, users
+from bsante.identity.api import audit, auth, directory, internal, oauth, structures, users
 
 routers: list[APIRouter] = [
     auth.router,
@@ -14,4 +14,5 @@ routers: list[APIRouter] = [
     audit.router,
     oauth.router,
     oauth.admin,
+    internal.router,
 ]
