@@ -284,11 +284,11 @@ async def sign(
                 structure_id=found.structure_id,
                 subject_id=str(found.set_id),
             )
-            parent = await repository.get(ports.store, None, str(found.parent_document_id))
+            parent = await uow.tx.get(repository.DOCUMENTS, str(found.parent_document_id))
             if parent is not None:
-                replaced, parent_version = parent
+                replaced = Document.model_validate(parent.data)
                 await repository.save(
-                    uow.tx, replaced.model_copy(update={"replaced_by": found.id}), parent_version
+                    uow.tx, replaced.model_copy(update={"replaced_by": found.id}), parent.version
                 )
         await audit(uow, caller, found.patient_id, "update")
     return Saved(signed, version)

@@ -74,32 +74,34 @@ async def attach(
         file=file,
         source_id=received.source_id,
     )
+    first_id: str | None = None
+    version = 0
     async with ports.unit_of_work() as uow:
         if key is not None:
             try:
                 await repository.claim(uow.tx, repository.RECEIVED, key, doc_id)
             except repository.AlreadyClaimed as taken:
                 first_id = taken.owner
-            else:
-                first_id = None
-            if first_id is not None:
-                await ports.blobs.remove_reference(file.sha256, f"document:{doc_id}")
-                return await _existing(ports, first_id), False
-        version = await repository.add(uow.tx, document)
-        await uow.emit(
-            ExternalDocumentAttached(
-                document_id=doc_id,
-                patient_id=received.patient_id,
-                origin=received.origin,
-                type_code=received.type_code,
-                attached_by=service_client or caller.user,
-                sha256=file.sha256,
-                media_type=file.media_type,
-            ),
-            structure_id=caller.structure,
-            subject_id=str(document.set_id),
-        )
-        await audit(uow, caller, received.patient_id, "create", service_client=service_client)
+        if first_id is None:
+            version = await repository.add(uow.tx, document)
+            await uow.emit(
+                ExternalDocumentAttached(
+                    document_id=doc_id,
+                    patient_id=received.patient_id,
+                    origin=received.origin,
+                    type_code=received.type_code,
+                    attached_by=service_client or caller.user,
+                    sha256=file.sha256,
+                    media_type=file.media_type,
+                ),
+                structure_id=caller.structure,
+                subject_id=str(document.set_id),
+            )
+            await audit(uow, caller, received.patient_id, "create", service_client=service_client)
+    if first_id is not None:
+        # A concurrent delivery of the same message won the claim: answer with its document.
+        await ports.blobs.remove_reference(file.sha256, f"document:{doc_id}")
+        return await _existing(ports, first_id), False
     return Saved(document, version), True
 
 
