@@ -3,12 +3,14 @@ claim-check routes, the cachet seals and their verification, and the CI-SIS chec
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 from documents_kit import Documents, documents_alone  # type: ignore[import-not-found]
+from lxml import etree
 
 from bsante.contracts.permissions import ServiceScope
 from bsante.contracts.topics import DOCUMENTS
@@ -62,6 +64,50 @@ async def test_an_uploaded_document_is_listed_with_the_produced_ones(documents: 
     )
     assert unknown.status_code == 404
     assert await documents.count() == 2
+
+
+async def test_a_received_pdf_is_shared_wrapped_in_a_cda_n1(documents: Documents) -> None:
+    headers = documents.headers()
+    patient = documents.sources.add_patient()
+
+    async def upload(**data: str) -> dict[str, str]:
+        response = await documents.client.post(
+            f"/api/documents/patients/{patient}/received-documents",
+            files={"file": ("lettre.pdf", PDF, "application/pdf")},
+            data={"title": "Courrier scanné", **data},
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+        return {"id": response.json()["id"], "etag": response.headers["ETag"]}
+
+    untyped = await upload()
+    refused = await documents.client.post(
+        f"/api/documents/documents/{untyped['id']}/sign",
+        json={},
+        headers={**headers, "If-Match": untyped["etag"]},
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "type_code"
+
+    typed = await upload(type_code="11488-4")
+    signed = await documents.client.post(
+        f"/api/documents/documents/{typed['id']}/sign",
+        json={"dmp": False},
+        headers={**headers, "If-Match": typed["etag"]},
+    )
+    assert signed.status_code == 200, signed.text
+    out = signed.json()
+    assert out["status"] == "signed" and out["pdf"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    cda = await documents.client.get(f"/api/documents/documents/{typed['id']}/cda", headers=headers)
+    root = etree.fromstring(cda.content)
+    text = root.find("h:component/h:nonXMLBody/h:text", {"h": "urn:hl7-org:v3"})
+    assert text is not None and base64.b64decode(text.text or "") == PDF
+    events = await documents.events(DOCUMENTS, "DocumentSigned")
+    payload = next(e.payload for e in events if e.event_type == "DocumentSigned")
+    assert payload["document_id"] == typed["id"] and payload["pdf_sha256"] == out["pdf"]["sha256"]
+    verified = await documents.client.get(
+        f"/api/documents/documents/{typed['id']}/verification", headers=headers
+    )
+    assert verified.json()["valid"] is True
 
 
 async def test_an_upload_over_the_limit_keeps_nothing(tmp_path: Path) -> None:

@@ -40,8 +40,8 @@ class Sealer(Protocol):
         """The CDA with its enveloped XAdES signature (blocking)."""
         ...
 
-    def verify(self, cda: bytes, pdf: bytes) -> Verification:
-        """Both signatures and the chain (blocking)."""
+    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
+        """Both signatures (the CDA's only when `pdf` is None) and the chain (blocking)."""
         ...
 
 
@@ -54,7 +54,7 @@ class Unsealed:
     def seal_cda(self, cda: bytes, *, structure_id: str) -> bytes:
         return cda
 
-    def verify(self, cda: bytes, pdf: bytes) -> Verification:
+    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
         return Verification(
             cda_valid=False,
             pdf_valid=False,
@@ -88,7 +88,7 @@ class CachetSealer:
     def seal_cda(self, cda: bytes, *, structure_id: str) -> bytes:
         return self._loaded().seal_cda(cda)
 
-    def verify(self, cda: bytes, pdf: bytes) -> Verification:
+    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
         found = self._loaded().verify(cda, pdf)
         problems = [
             f"{a.artefact}: {a.reason}"
@@ -97,7 +97,8 @@ class CachetSealer:
         ]
         return Verification(
             cda_valid=found.cda is not None and found.cda.valid,
-            pdf_valid=found.pdf is not None and found.pdf.valid,
+            # A received PDF is shared unsealed: only its CDA carries a seal.
+            pdf_valid=found.pdf.valid if found.pdf is not None else pdf is None,
             sealed=True,
             problems=problems,
             signer=found.cda.signer_subject if found.cda is not None else None,

@@ -24,6 +24,8 @@ class Export:
 
 
 def _artefact(found: Document, wanted: str) -> Artefact:
+    if found.status == "signed" and found.cda is not None and found.pdf is not None:
+        return found.pdf if wanted == "pdf" else found.cda
     if found.is_produced:
         artefact = found.pdf if wanted == "pdf" else found.cda
         if artefact is None:

@@ -182,12 +182,16 @@ async def sign(
     request: SignRequest,
     expected_version: int,
 ) -> Saved:
-    """Sign a final document with the caller's own professional account."""
+    """Sign a final document with the caller's own professional account; a received PDF is
+    shared the same way, wrapped as it is in a CDA N1 the signer authenticates."""
     found, current = await document(ports, caller, document_id)
-    if found.status != "final":
+    shared = found.status == "received"
+    if found.status != "final" and not shared:
         raise WrongState(
             found.status, "signed" if found.status != "draft" else "signed before it is final"
         )
+    if shared:
+        _shareable(found)
     if expected_version != current:
         raise PreconditionFailed(
             "The document changed since the version named by If-Match; reload and retry",
@@ -204,12 +208,19 @@ async def sign(
             errors=[{"field": "dmp", "message": "the patient's INS is not qualifiée"}],
         )
     organisation = _organisation(found)
-    author = _professional(author_of(found.facts), organisation)
     signer = _professional(signer_facts, organisation)
     signed_at = ports.clock()
-    page = _page(found, ports, author, signed_at)
-    rendered = await run_cpu(pdf.render_body_pdf, page, body_of(found), found.values)
-    sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, structure_id=caller.structure)
+    if shared:
+        # Not ours to change: the received PDF goes into the CDA byte for byte, unsealed; the
+        # signer is its CDA author and legal authenticator.
+        assert found.file is not None
+        author = signer
+        sealed_pdf = await ports.blobs.read(found.file.sha256)
+    else:
+        author = _professional(author_of(found.facts), organisation)
+        page = _page(found, ports, author, signed_at)
+        rendered = await run_cpu(pdf.render_body_pdf, page, body_of(found), found.values)
+        sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, structure_id=caller.structure)
     metadata = _metadata(ports, found, signed_at)
     element = cda.build_cda_n1(
         metadata,
@@ -228,7 +239,11 @@ async def sign(
             )
     sealed_cda = await run_cpu(ports.sealer.seal_cda, document_bytes, structure_id=caller.structure)
     owner = _owner(found.id)
-    pdf_artefact = await _keep(ports, sealed_pdf, ports.kinds.pdf, PDF, owner)
+    pdf_artefact = (
+        found.file
+        if shared and found.file is not None
+        else await _keep(ports, sealed_pdf, ports.kinds.pdf, PDF, owner)
+    )
     cda_artefact = await _keep(ports, sealed_cda, ports.kinds.cda, XML, owner)
     sharing = Sharing(
         dmp_requested=wants_dmp,
@@ -294,6 +309,22 @@ async def sign(
     return Saved(signed, version)
 
 
+def _shareable(found: Document) -> None:
+    """A received document is shared as a CDA N1: a PDF, with a type the CDA can carry."""
+    if found.file is None or found.file.media_type != PDF:
+        raise DocumentsRefusal(
+            "Only a received PDF is shared (wrapped in a CDA N1)",
+            errors=[{"field": "file", "message": "not a PDF"}],
+        )
+    if found.type_code is None or found.type_code not in cda.DOCUMENT_TYPES:
+        raise DocumentsRefusal(
+            "A shared document needs a document type the CDA carries",
+            errors=[{"field": "type_code", "message": f"one of {', '.join(cda.DOCUMENT_TYPES)}"}],
+        )
+    if "patient" not in found.facts:
+        raise DocumentsRefusal("The document names no patient facts: attach it again")
+
+
 async def new_version(ports: Ports, caller: Caller, document_id: uuid.UUID) -> Saved:
     """A draft replacing a signed document: same set, version + 1, the signed one as parent.
 
@@ -356,7 +387,8 @@ async def verification(
         problems.append(str(error))
         result = Verification(cda_valid=False, pdf_valid=False, sealed=True, problems=problems)
     else:
-        result = await run_cpu(ports.sealer.verify, cda_bytes, pdf_bytes)
+        sealed_pdf = pdf_bytes if found.is_produced else None
+        result = await run_cpu(ports.sealer.verify, cda_bytes, sealed_pdf)
     async with ports.unit_of_work() as uow:
         await audit(uow, caller, found.patient_id, "read")
     return found, result

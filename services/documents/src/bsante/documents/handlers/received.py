@@ -3,6 +3,7 @@ patient brought) or attached by the MSSanté connector; kept as blobs, listed wi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from bsante.contracts.events.documents import ExternalDocumentAttached
 from bsante.documents import repository
 from bsante.documents.domain import Artefact, Document, DocumentsRefusal, NoSuchPatient
 from bsante.documents.handlers.common import Caller, Ports, audit
-from bsante.documents.handlers.drafts import Saved
+from bsante.documents.handlers.drafts import Saved, facts_json
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,11 @@ async def attach(
         first = await repository.claimed(ports.store, repository.RECEIVED, key)
         if first is not None:
             return await _existing(ports, first), False
-    patient = await ports.sources.patients.patient(
-        str(received.patient_id), user_id=caller.user, structure_id=caller.structure
+    patient, structure = await asyncio.gather(
+        ports.sources.patients.patient(
+            str(received.patient_id), user_id=caller.user, structure_id=caller.structure
+        ),
+        ports.sources.directory.structure(caller.structure),
     )
     if patient is None:
         raise NoSuchPatient()
@@ -73,6 +77,8 @@ async def attach(
         updated_at=now,
         file=file,
         source_id=received.source_id,
+        # What a CDA N1 wrapping it names, should it be shared.
+        facts=facts_json(patient, None, structure),
     )
     first_id: str | None = None
     version = 0

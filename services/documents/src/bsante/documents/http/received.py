@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 from pydantic import ValidationError
 
+from bsante.chassis.api import etag
 from bsante.chassis.auth import Principal
 from bsante.chassis.blobs import READ_CHUNK_BYTES
 from bsante.chassis.blobs.http import blob_errors
@@ -55,7 +56,9 @@ async def upload_document(
     document_date: Annotated[date | None, Form()] = None,
     author: Annotated[SafeText | None, Form(max_length=200)] = None,
 ) -> DocumentOut:
-    """Attach a document produced elsewhere (a scanned letter, a PDF the patient brought)."""
+    """Attach a document produced elsewhere (a scanned letter, a PDF the patient brought).
+
+    Signing it (`POST /documents/{id}/sign`) shares a PDF with a document type as a CDA N1."""
     with blob_errors():
         saved, _ = await received.attach(
             ports,
@@ -71,6 +74,7 @@ async def upload_document(
             _chunks(file),
         )
     response.headers["Location"] = f"../../documents/{saved.document.id}"
+    response.headers["ETag"] = etag(saved.version)
     return document_out(saved.document, saved.version)
 
 
