@@ -14,9 +14,11 @@ from lxml import etree
 
 from bsante.contracts.permissions import ServiceScope
 from bsante.contracts.topics import DOCUMENTS
+from bsante.documents import samples
 from bsante.documents.checks import KitConformance
 from bsante.documents.sealing import CachetSealer
 from bsante.documents.settings import DocumentsSettings
+from bsante.documents.sources import ResultFacts
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -229,8 +231,25 @@ async def test_a_signed_cda_passes_the_kit_and_a_failing_one_is_refused(
         signed = await documents.signed(headers, documents.sources.add_patient())
         assert signed.json()["status"] == "signed"
 
+        # A DLU drafted after the DLU form was completed is signed as the structured DLU-EHPAD.
+        patient = documents.sources.add_patient()
+        documents.sources.results_by_patient[patient] = ResultFacts(
+            {"dlu": {"answers": samples.dlu_answers(), "at": "2026-11-30T09:00:00+00:00"}}
+        )
+        drafted = await documents.draft(headers, patient, "Dossier de liaison d'urgence (DLU)")
+        final = await documents.finalize(headers, drafted)
+        dlu = await documents.sign(headers, final, {"dmp": False})
+        assert dlu.status_code == 200, dlu.text
+        cda = await documents.client.get(
+            f"/api/documents/documents/{dlu.json()['id']}/cda", headers=headers
+        )
+        root = etree.fromstring(cda.content)
+        templates = {t.get("root") for t in root.findall("{urn:hl7-org:v3}templateId")}
+        assert "1.2.250.1.213.1.1.1.22" in templates
+        assert root.find("{urn:hl7-org:v3}component/{urn:hl7-org:v3}structuredBody") is not None
+
     class Refusing:
-        def check(self, cda: bytes) -> list[dict[str, str]]:
+        def check(self, cda: bytes, *, dlu: bool = False) -> list[dict[str, str]]:
             return [{"field": "cda", "message": "assert-1: the test refuses it"}]
 
     async with documents_alone(tmp_path / "refusing", conformance=Refusing()) as documents:

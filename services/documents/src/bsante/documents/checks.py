@@ -10,6 +10,7 @@ from bsante.documents.conformance import (
     ConformanceValidator,
     KitNotFound,
     shared_validator,
+    signing_schematrons,
 )
 
 
@@ -33,8 +34,8 @@ class KitConformance:
     def kit_root(self) -> str:
         return str(self.validator.kit.root)
 
-    def check(self, cda: bytes) -> list[dict[str, str]]:
-        report = self.validator.validate(cda)
+    def check(self, cda: bytes, *, dlu: bool = False) -> list[dict[str, str]]:
+        report = self.validator.validate(cda, signing_schematrons(self.validator.kit, dlu=dlu))
         errors = [{"field": "cda", "message": f"XSD: {error}"} for error in report.xsd_errors]
         errors.extend(
             {"field": "cda", "message": f"{failed.id or 'assert'}: {failed.text}"[:500],

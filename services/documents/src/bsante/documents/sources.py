@@ -178,7 +178,8 @@ class AuthorFacts:
 @dataclass(frozen=True)
 class ResultFacts:
     """The latest results as `templates.merge_values` reads them: `gir: {value, at}`,
-    `mms: {score, at}`, `vitals: {<kind>: {value, at}}`."""
+    `mms: {score, at}`, `vitals: {<kind>: {value, at}}`; and `dlu: {answers, at}`, the latest
+    DLU form's answers (the structured DLU-EHPAD document is built from them)."""
 
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -314,4 +315,6 @@ class HttpSources:
         )
         if not isinstance(body, dict):
             return ResultFacts()
-        return ResultFacts({k: v for k, v in body.items() if k in ("gir", "mms", "vitals")})
+        return ResultFacts(
+            {k: v for k, v in body.items() if k in ("gir", "mms", "vitals", "dlu") and v}
+        )

@@ -32,9 +32,9 @@ def _utc_now() -> datetime:
 
 class Conformance(Protocol):
     """The CI-SIS check of a CDA before it is signed: failed checks, empty when it passes
-    (blocking: run on the CPU pool)."""
+    (blocking: run on the CPU pool). `dlu`: the DLU-EHPAD schematron too."""
 
-    def check(self, cda: bytes) -> list[dict[str, str]]: ...
+    def check(self, cda: bytes, *, dlu: bool = False) -> list[dict[str, str]]: ...
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from bsante.documents import repository
 from bsante.documents import templates as liquid
+from bsante.documents.dlu import DLU_TYPE_CODE
 from bsante.documents.domain import (
     Document,
     DocumentsRefusal,
@@ -109,7 +110,15 @@ async def create(ports: Ports, caller: Caller, command: NewDocument) -> Saved:
         title=command.title or template.title,
         body=merged.model_dump(mode="json"),
         values={f"{group}.{key}": v for group, kv in values.items() for key, v in kv.items()},
-        facts=facts_json(patient, author, structure),
+        facts={
+            **facts_json(patient, author, structure),
+            # A DLU is signed as the structured DLU-EHPAD document built from the form.
+            **(
+                {"dlu_answers": results.data["dlu"].get("answers") or {}}
+                if template.type_code == DLU_TYPE_CODE and results.data.get("dlu")
+                else {}
+            ),
+        },
         author_id=caller.user,
         document_date=now.date(),
         created_at=now,

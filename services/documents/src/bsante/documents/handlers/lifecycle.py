@@ -23,7 +23,7 @@ from bsante.contracts.events.documents import (
     DocumentSigned,
     MssRecipient,
 )
-from bsante.documents import cda, pdf, repository
+from bsante.documents import cda, dlu, pdf, repository
 from bsante.documents.domain import Artefact, Document, DocumentsRefusal, Sharing, WrongState
 from bsante.documents.handlers.common import PDF, XML, Caller, Ports, audit, document
 from bsante.documents.handlers.drafts import Saved, author_of, body_of, patient_of, structure_of
@@ -222,16 +222,32 @@ async def sign(
         rendered = await run_cpu(pdf.render_body_pdf, page, body_of(found), found.values)
         sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, structure_id=caller.structure)
     metadata = _metadata(ports, found, signed_at)
-    element = cda.build_cda_n1(
-        metadata,
-        patient.to_cda(ports.ipp_root),
-        author,
-        sealed_pdf,
-        legal_authenticator=signer,
-    )
+    structured_dlu = not shared and "dlu_answers" in found.facts
+    if structured_dlu:
+        try:
+            element = dlu.build_dlu(
+                metadata,
+                patient.to_cda(ports.ipp_root),
+                author,
+                found.facts["dlu_answers"],
+                legal_authenticator=signer,
+            )
+        except dlu.DluInputError as error:
+            raise DocumentsRefusal(
+                "The DLU form's answers cannot make a DLU-EHPAD document",
+                errors=[{"field": f"dlu.{error.field}", "message": error.message}],
+            ) from None
+    else:
+        element = cda.build_cda_n1(
+            metadata,
+            patient.to_cda(ports.ipp_root),
+            author,
+            sealed_pdf,
+            legal_authenticator=signer,
+        )
     document_bytes = cda.to_bytes(element)
     if ports.conformance is not None:
-        failed = await run_cpu(ports.conformance.check, document_bytes)
+        failed = await run_cpu(ports.conformance.check, document_bytes, dlu=structured_dlu)
         if failed:
             raise NotConformant(
                 f"The CDA fails {len(failed)} CI-SIS check(s): nothing was signed",

@@ -1,4 +1,4 @@
-"""Service-only route of forms: a patient's latest results (GIR, MMS, vital signs), read by the
+"""Service-only route of forms: a patient's latest results (GIR, MMS, vital signs, DLU), read by the
 documents service for a document's merge fields with the `forms:read` scope.
 
 The user and the acting structure come in headers and go into the access audit with the
@@ -18,7 +18,7 @@ from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import ServicePrincipal, service_scope
 from bsante.contracts.permissions import ServiceScope
 from bsante.forms import repository
-from bsante.forms.definitions import aggir, mms, surveillance
+from bsante.forms.definitions import aggir, dlu, mms, surveillance
 
 router = APIRouter(prefix="/internal/patients", tags=["internal"])
 ResultsReader = Annotated[ServicePrincipal, service_scope(ServiceScope.FORMS_READ)]
@@ -34,12 +34,20 @@ class MmsScore(BaseModel):
     at: datetime
 
 
+class DluAnswers(BaseModel):
+    answers: dict[str, Any]
+    at: datetime
+    submission_id: uuid.UUID
+
+
 class LatestResults(BaseModel):
-    """Each from the latest completed submission no correction replaced; absent when none."""
+    """Each from the latest completed submission no correction replaced; absent when none.
+    `dlu`: the answers of the latest DLU (the structured DLU-EHPAD document is built from them)."""
 
     gir: Dated | None = None
     mms: MmsScore | None = None
     vitals: dict[str, Dated] = {}
+    dlu: DluAnswers | None = None
 
 
 @router.get("/{patient_id}/results", response_model=LatestResults)
@@ -63,6 +71,10 @@ async def latest_results(
             return None
         return found.results, found.completed_at
 
+    latest_dlu = await repository.latest_completed(
+        svc.store, x_structure_id, pid, dlu.DEFINITION.id
+    )
+
     out = LatestResults()
     if (gir := await latest(aggir.DEFINITION.id)) is not None and "gir" in gir[0]:
         out.gir = Dated(value=gir[0]["gir"], at=gir[1])
@@ -72,6 +84,10 @@ async def latest_results(
         results = round_[0]
         at = datetime.fromisoformat(results["measured_at"])
         out.vitals = {k: Dated(value=v, at=at) for k, v in results.get("values", {}).items()}
+    if latest_dlu is not None and latest_dlu.completed_at is not None:
+        out.dlu = DluAnswers(
+            answers=latest_dlu.answers, at=latest_dlu.completed_at, submission_id=latest_dlu.id
+        )
     async with svc.messaging.unit_of_work() as uow:
         await uow.audit(
             user_id=x_on_behalf_of,
