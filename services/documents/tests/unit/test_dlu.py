@@ -302,3 +302,13 @@ def test_only_the_dlu_type_and_checklist_attachments() -> None:
         )
     with pytest.raises(dlu.DluInputError, match="JDV_ChecklistDLU"):
         _build(attachments={"XYZ": ("application/pdf", PDF)})
+
+
+def test_a_phone_without_digits_is_not_asked_rather_than_a_broken_uri() -> None:
+    answers = samples.dlu_answers()
+    answers["person_to_notify"] = {"name": "Sophie NESSI", "phone": "inconnu"}
+    answers["contact_24h"] = "voir accueil"
+    document = _build(answers)
+    telecom = _one(document, "h:informant[1]/h:relatedEntity/h:telecom")
+    assert (telecom.get("nullFlavor"), telecom.get("value")) == ("NASK", None)
+    assert document.xpath("//h:telecom[@use='EC']", namespaces=NS) == []

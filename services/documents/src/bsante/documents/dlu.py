@@ -215,12 +215,18 @@ def _group(answers: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _tel(phone: str | None) -> str | None:
+    """A `tel:` URI of the digits typed (spaces and dots dropped), None when there are none."""
+    digits = "".join(ch for ch in phone or "" if ch.isdigit() or ch == "+")
+    return f"tel:{digits}" if any(ch.isdigit() for ch in digits) else None
+
+
 def _telecom(parent: etree._Element, phone: str | None, use: str | None = None) -> None:
-    if phone is None:
+    uri = _tel(phone)
+    if uri is None:
         _sub(parent, "telecom", nullFlavor="NASK")
         return
-    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
-    attributes = {"value": f"tel:{digits or phone}"}
+    attributes = {"value": uri}
     if use:
         attributes["use"] = use
     _sub(parent, "telecom", **attributes)
@@ -326,12 +332,11 @@ def _header_parts(
         f"{_q('serviceEvent')}/{_q('performer')}/{_q('assignedEntity')}"
         f"/{_q('representedOrganization')}"
     )
-    if contact is not None and organisation is not None:
+    uri = _tel(contact)
+    if uri is not None and organisation is not None:
         name = organisation.find(_q("name"))
         assert name is not None
-        telecom = _el("telecom", value=f"tel:{''.join(c for c in contact if c.isdigit())}")
-        telecom.set("use", "EC")
-        name.addnext(telecom)
+        name.addnext(_el("telecom", value=uri, use="EC"))
 
 
 # -- sections --------------------------------------------------------------------------------

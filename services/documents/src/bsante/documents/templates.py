@@ -123,8 +123,8 @@ class TemplateProblem:
         return ".".join(str(part) for part in self.path)
 
     @property
-    def section(self) -> int:
-        return int(self.path[1])
+    def section(self) -> int | None:
+        return int(self.path[1]) if len(self.path) > 1 and self.path[0] == "sections" else None
 
     @property
     def block(self) -> int | None:
