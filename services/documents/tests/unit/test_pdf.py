@@ -114,3 +114,23 @@ def test_fonts_are_found_by_fontconfig_and_trimmed_into_the_cache(tmp_path: Path
     for (_, _, source), (_, _, small) in zip(system, trimmed, strict=True):
         assert small.parent == tmp_path / "fonts"
         assert small.stat().st_size < source.stat().st_size / 2
+
+
+def test_the_font_set_up_and_stylesheet_are_made_once_per_thread(tmp_path: Path) -> None:
+    """Reused across documents of one thread (a WeasyPrint font set-up is not shared)."""
+    import threading
+
+    from bsante.documents.pdf import _prepared
+
+    body = editor.parse_body(
+        {"sections": [{"title": "Conclusion", "blocks": [{"type": "paragraph", "runs": []}]}]}
+    )
+    first = _prepared(tmp_path)
+    for _ in range(2):
+        _assert_pdfa(render_body_pdf(_page(), body, cache_dir=tmp_path), tmp_path)
+        assert _prepared(tmp_path) is first
+    elsewhere: list[object] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(_prepared(tmp_path)))
+    thread.start()
+    thread.join()
+    assert elsewhere and elsewhere[0] is not first

@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from bsante.chassis.settings import ServiceSettings
 from bsante.documents import cda, editor, samples, signing
+from bsante.documents.conformance import CisisKit, ConformanceValidator
 from bsante.documents.pdf import ReportPage, render_pdf
 from bsante.documents.signing import DemoPki, KeyHandle, Sealer, SoftwareKey
 
@@ -98,6 +99,7 @@ def test_the_sealed_cda_verifies_with_the_cachet_subject_and_signing_time(
 ) -> None:
     result = sealer.verify(cda=sealed_cda)
     assert result.valid and result.pdf is None
+    assert result.model_dump(mode="json")["valid"] is True  # what an endpoint would answer
     assert result.cda is not None
     assert result.cda.intact and result.cda.chain_valid and result.cda.reason is None
     assert result.cda.signer_subject is not None and "FINESS 750000001" in result.cda.signer_subject
@@ -326,7 +328,120 @@ def test_settings_from_mounted_files(
 def test_settings_make_a_demo_pki_when_no_key_is_configured(tmp_path: Path) -> None:
     with pytest.raises(signing.SigningNotConfigured):
         _Settings().sealer()
-    sealer = _Settings(signing_demo_pki_dir=str(tmp_path), signing_demo_finess="750000003").sealer()
+    settings = _Settings(signing_demo_pki_dir=str(tmp_path), signing_demo_finess="750000003")
+    sealer = settings.sealer()
     chain = sealer.key.certificate_chain()
     assert "FINESS 750000003" in chain[0].subject.rfc4514_string()
     assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid
+    # One cachet per structure, under the same demo CA.
+    other = settings.sealer("750000004")
+    assert "FINESS 750000004" in other.key.certificate_chain()[0].subject.rfc4514_string()
+    assert sealer.verify(other.seal_cda(b"<a>b</a>")).valid
+
+
+def test_settings_with_one_cachet_file_per_structure(pki: DemoPki) -> None:
+    settings = _Settings(
+        signing_key_file=str(pki.directory / "cachet-{finess}.key"),
+        signing_cert_file=str(pki.directory / "cachet-{finess}.pem"),
+        signing_trust_anchor_files=[str(pki.ca_cert_file)],
+    )
+    sealer = settings.sealer("750000001")
+    assert sealer.key.certificate_chain()[0] == x509.load_pem_x509_certificate(
+        pki.cert_file.read_bytes()
+    )
+    with pytest.raises(signing.SigningNotConfigured, match="FINESS"):
+        settings.sealer()
+
+
+# --- detached CDA seal ----------------------------------------------------------------------
+
+
+def test_a_detached_cda_seal_leaves_the_document_untouched_and_verifies(
+    sealer: Sealer, cda_bytes: bytes, other_pki: DemoPki
+) -> None:
+    signature = sealer.seal_cda_detached(cda_bytes, signed_at=samples.SIGNED_AT)
+    root = etree.fromstring(signature)
+    assert root.tag == f"{DS}Signature"
+    assert [r.get("URI") for r in root.findall(f"{DS}SignedInfo/{DS}Reference")][0] == (
+        "urn:bsante:cda"
+    )
+    result = sealer.verify(cda_bytes, cda_signature=signature).cda
+    assert result is not None and result.valid and result.signing_time == samples.SIGNED_AT
+    changed = sealer.verify(
+        _flip(cda_bytes, cda_bytes.index(b"PAT-TROIS") + 2), cda_signature=signature
+    )
+    assert changed.cda is not None and not changed.cda.valid and not changed.cda.intact
+    stranger = other_pki.sealer().seal_cda_detached(cda_bytes)
+    untrusted = sealer.verify(cda_bytes, cda_signature=stranger).cda
+    assert untrusted is not None and untrusted.intact and not untrusted.chain_valid
+    not_a_signature = sealer.verify(cda_bytes, cda_signature=cda_bytes).cda
+    assert not_a_signature is not None and "found 0" in (not_a_signature.reason or "")
+
+
+def test_the_enveloped_seal_is_outside_the_cda_schema_the_unsealed_document_is_not(
+    kit: CisisKit, sealed_cda: bytes, cda_bytes: bytes
+) -> None:
+    """Why the detached seal exists: CDA_extended.xsd has no place for a ds:Signature."""
+    validator = ConformanceValidator(kit)
+    assert validator.validate_xsd(cda_bytes) == []
+    assert any("Signature" in error for error in validator.validate_xsd(sealed_cda))
+    assert validator.validate_xsd(signing.unsealed_cda(sealed_cda)) == []
+
+
+def test_an_ec_key_seals_both_artefacts(
+    pki: DemoPki, cda_bytes: bytes, pdf_bytes: bytes, tmp_path: Path
+) -> None:
+    """A P-256 key certified by the demo CA: ECDSA through the same port."""
+    from datetime import UTC, timedelta
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    ca_key = serialization.load_pem_private_key(pki.ca_key_file.read_bytes(), None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    ca = pki.trust_anchors()[0]
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    usage = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Cachet EC")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    card = RecordingCard(SoftwareKey(key, [cert]))
+    sealer = Sealer(card, [ca])
+    result = sealer.verify(sealer.seal_cda(cda_bytes), sealer.seal_pdf(pdf_bytes))
+    assert result.valid, result
+    assert card.calls == ["sha256", "sha256"]
+
+
+def test_two_processes_starting_together_make_one_demo_pki(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bsante.documents.signing import ensure_demo_pki; "
+        "print(ensure_demo_pki(sys.argv[1]).cert_file.read_text())"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "pki")], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    certificates = {run.communicate(timeout=60)[0] for run in runs}
+    assert all(run.returncode == 0 for run in runs)
+    assert len(certificates) == 1  # both see the same cachet
+    pki = signing.ensure_demo_pki(tmp_path / "pki")
+    sealer = pki.sealer()
+    assert sealer.verify(sealer.seal_cda(b"<a>b</a>")).valid  # issued by the CA on disk

@@ -1,8 +1,14 @@
 """PDF/A-2b report rendering with WeasyPrint: letterhead, patient banner, page x / y, signature.
 
-A plain synchronous function (WeasyPrint blocks for about a second): the service calls it in a
-worker thread, never on the event loop. The font is DejaVu Sans (Debian's fonts-dejavu-core),
-found through fontconfig at run time and embedded (subset) in every PDF.
+A plain synchronous function (WeasyPrint blocks for a few hundred milliseconds): the service
+calls it in a worker thread, never on the event loop. The font is DejaVu Sans (Debian's
+fonts-dejavu-core), found through fontconfig at run time, trimmed once into the cache directory
+and embedded (subset) in every PDF.
+
+What does not depend on the document is made once per thread and reused: WeasyPrint's font
+configuration (a fontconfig set-up that scans the system's fonts, then loads the four faces) and
+the parsed stylesheet. A WeasyPrint font configuration is not meant to be shared between
+threads, hence one per worker thread.
 
 WeasyPrint writes two empty `/Pattern` and `/Shading` resource dictionaries that PDF/A
 validators reject; they are removed with pikepdf after rendering.
@@ -10,15 +16,18 @@ validators reject; they are removed with pikepdf after rendering.
 
 from __future__ import annotations
 
+import atexit
 import html
 import io
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 
@@ -184,8 +193,18 @@ def _person_name(professional: Professional) -> str:
     return f"{title}{professional.given_name} {professional.family_name}"
 
 
-def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None) -> str:
-    """The whole HTML page around the editor's HTML fragment (`editor.to_html`)."""
+def report_html(
+    page: ReportPage,
+    body_html: str,
+    cache_dir: Path | None = None,
+    *,
+    inline_style: bool = True,
+) -> str:
+    """The whole HTML page around the editor's HTML fragment (`editor.to_html`).
+
+    With `inline_style=False` the page has no `<style>`: `render_pdf` gives WeasyPrint the
+    parsed `report_stylesheet()` instead of parsing it again for every document.
+    """
     e = html.escape
     organisation, patient, author = page.organisation, page.patient, page.author
     phone = organisation.telecom.value.removeprefix("tel:") if organisation.telecom else ""
@@ -205,7 +224,7 @@ def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None)
         signed = "Document non signé"
     return f"""<!DOCTYPE html>
 <html lang="fr"><head><meta charset="utf-8"><title>{e(page.title)}</title>
-<style>{_font_css(cache_dir)}{_CSS}</style></head><body>
+{f"<style>{report_css(cache_dir)}</style>" if inline_style else ""}</head><body>
 <header class="running">
   <div class="letterhead">
     <div><div class="name">{e(organisation.name)}</div><div>{e(address)}</div></div>
@@ -225,6 +244,30 @@ def report_html(page: ReportPage, body_html: str, cache_dir: Path | None = None)
 </body></html>"""
 
 
+def report_css(cache_dir: Path | None = None) -> str:
+    """The report's stylesheet: the trimmed font faces, then the page and body rules."""
+    return _font_css(cache_dir) + _CSS
+
+
+_per_thread = threading.local()
+# WeasyPrint's font configuration cleans up in `__del__`, which fails once the interpreter is
+# tearing modules down: drop the main thread's before that (worker threads end earlier).
+atexit.register(lambda: _per_thread.__dict__.clear())
+
+
+def _prepared(cache_dir: Path | None) -> tuple[Any, Any]:
+    """This thread's (FontConfiguration, parsed report stylesheet), made on first use."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    folder = cache_dir or default_cache_dir()
+    prepared: dict[Path, tuple[Any, Any]] = _per_thread.__dict__.setdefault("prepared", {})
+    if folder not in prepared:
+        font_config = FontConfiguration()
+        prepared[folder] = (font_config, CSS(string=report_css(folder), font_config=font_config))
+    return prepared[folder]
+
+
 def render_pdf(page: ReportPage, body_html: str, *, cache_dir: Path | None = None) -> bytes:
     """A PDF/A-2b of the report (blocking: run it in a worker thread).
 
@@ -232,8 +275,11 @@ def render_pdf(page: ReportPage, body_html: str, *, cache_dir: Path | None = Non
     """
     from weasyprint import HTML  # imported late: loading pango takes a noticeable moment
 
-    document = HTML(string=report_html(page, body_html, cache_dir))
-    rendered = document.write_pdf(pdf_variant="pdf/a-2b")
+    font_config, stylesheet = _prepared(cache_dir)
+    document = HTML(string=report_html(page, body_html, cache_dir, inline_style=False))
+    rendered = document.write_pdf(
+        pdf_variant="pdf/a-2b", stylesheets=[stylesheet], font_config=font_config
+    )
     if rendered is None:  # only when given a target to write to
         raise RuntimeError("WeasyPrint returned no PDF")
     return _strip_empty_resources(rendered)

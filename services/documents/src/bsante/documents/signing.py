@@ -12,6 +12,8 @@ a configured trust anchor, at the time of verification.
 from __future__ import annotations
 
 import asyncio
+import base64
+import fcntl
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -25,9 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-HashName = Literal["sha256", "sha384", "sha512"]
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
     "sha384": hashes.SHA384,
@@ -213,6 +214,7 @@ class Verification(BaseModel):
     cda: ArtefactVerification | None = None
     pdf: ArtefactVerification | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def valid(self) -> bool:
         checked = [a for a in (self.cda, self.pdf) if a is not None]
@@ -283,14 +285,21 @@ def _xades() -> tuple[type[Any], type[Any]]:
     return Signer, XAdESVerifier
 
 
-def _seal_cda(key: KeyHandle, cda: bytes, signed_at: datetime | None) -> bytes:
-    from signxml.algorithms import DigestAlgorithm, SignatureMethod
+def _seal_cda(
+    key: KeyHandle, cda: bytes, signed_at: datetime | None, detached_reference: str | None = None
+) -> bytes:
+    from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
     from signxml.xades.xades import XAdESDataObjectFormat
 
     signer_class, _ = _xades()
     chain = key.certificate_chain()
     is_ec = isinstance(chain[0].public_key(), ec.EllipticCurvePublicKey)
     signer = signer_class(
+        method=(
+            SignatureConstructionMethod.enveloped
+            if detached_reference is None
+            else SignatureConstructionMethod.detached
+        ),
         signature_algorithm=SignatureMethod.ECDSA_SHA256 if is_ec else SignatureMethod.RSA_SHA256,
         digest_algorithm=DigestAlgorithm.SHA256,
         data_object_format=XAdESDataObjectFormat(
@@ -300,7 +309,14 @@ def _seal_cda(key: KeyHandle, cda: bytes, signed_at: datetime | None) -> bytes:
     signer.signing_time = signed_at
     root = etree.fromstring(cda, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     # The KeyValue duplicates the certificate's key and invites ambiguity: X509Data only.
-    signed = signer.sign(root, key=key_adapter(key), cert=chain, always_add_key_value=False)
+    signed = signer.sign(
+        root,
+        key=key_adapter(key),
+        cert=chain,
+        always_add_key_value=False,
+        reference_uri=detached_reference,
+    )
+    # Enveloped: the document with its signature; detached: the signature alone.
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -312,24 +328,35 @@ def _signature_certificates(signature: etree._Element) -> list[x509.Certificate]
 
 
 def _b64decode(text: str) -> bytes:
-    import base64
-
     return base64.b64decode("".join(text.split()))
 
 
-def _verify_cda(cda: bytes, anchors: Sequence[x509.Certificate]) -> ArtefactVerification:
+def _parse(data: bytes) -> etree._Element:
+    return etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+
+
+def _verify_cda(
+    cda: bytes, anchors: Sequence[x509.Certificate], detached: bytes | None = None
+) -> ArtefactVerification:
     from signxml.exceptions import InvalidInput, InvalidSignature
 
     _, verifier_class = _xades()
     try:
-        root = etree.fromstring(
-            cda, parser=etree.XMLParser(resolve_entities=False, no_network=True)
-        )
+        root = _parse(cda)
     except etree.XMLSyntaxError as exc:
         return _invalid("cda", f"not well-formed XML: {exc}")
-    signatures = root.findall(f"{{{_DS}}}Signature")
+    if detached is None:
+        signatures = root.findall(f"{{{_DS}}}Signature")
+        signed: etree._Element = root
+    else:
+        try:
+            signed = _parse(detached)
+        except etree.XMLSyntaxError as exc:
+            return _invalid("cda", f"the detached signature is not well-formed XML: {exc}")
+        signatures = [signed] if signed.tag == f"{{{_DS}}}Signature" else []
     if len(signatures) != 1:
-        return _invalid("cda", f"expected one enveloped signature, found {len(signatures)}")
+        kind = "enveloped" if detached is None else "detached"
+        return _invalid("cda", f"expected one {kind} signature, found {len(signatures)}")
     try:
         certificates = _signature_certificates(signatures[0])
     except ValueError as exc:
@@ -339,12 +366,17 @@ def _verify_cda(cda: bytes, anchors: Sequence[x509.Certificate]) -> ArtefactVeri
     signer_cert = certificates[0]
     subject = signer_cert.subject.rfc4514_string()
     try:
-        results = verifier_class().verify(root, x509_cert=signer_cert)
+        results = verifier_class().verify(
+            signed,
+            x509_cert=signer_cert,
+            # The only outside reference a detached seal may make: the CDA given with it.
+            uri_resolver=None if detached is None else (lambda _uri: _parse(cda)),
+        )
     except (InvalidSignature, InvalidInput) as exc:
         return _invalid(
             "cda", f"signature does not match the document: {exc}", signer_subject=subject
         )
-    # See what is signed: the whole document, enveloped (reference URI "").
+    # See what is signed: the whole document (enveloped: reference URI "").
     if results[0].signed_xml is None or results[0].signed_xml.tag != root.tag:
         return _invalid("cda", "the signature does not cover the document", signer_subject=subject)
     signing_time = _xades_signing_time(results)
@@ -372,7 +404,7 @@ def _xades_signing_time(results: Sequence[Any]) -> datetime | None:
 
 def unsealed_cda(sealed: bytes) -> bytes:
     """The CDA without its enveloped signature (what the CDA schema and schematrons validate)."""
-    root = etree.fromstring(sealed, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    root = _parse(sealed)
     for signature in root.findall(f"{{{_DS}}}Signature"):
         root.remove(signature)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
@@ -529,8 +561,25 @@ class Sealer:
         self.trust_anchors = list(trust_anchors)
 
     def seal_cda(self, cda: bytes, *, signed_at: datetime | None = None) -> bytes:
-        """The CDA with an enveloped XAdES-BES signature (the last child of ClinicalDocument)."""
+        """The CDA with an enveloped XAdES-BES signature (the last child of ClinicalDocument).
+
+        CDA_extended.xsd has no place for it: the sealed document no longer passes the schema
+        (`unsealed_cda` gives back what was validated). See `seal_cda_detached`.
+        """
         return _seal_cda(self.key, cda, signed_at)
+
+    def seal_cda_detached(
+        self,
+        cda: bytes,
+        *,
+        signed_at: datetime | None = None,
+        reference: str = "urn:bsante:cda",
+    ) -> bytes:
+        """A detached XAdES-BES signature of the CDA (a `ds:Signature` document of its own).
+
+        The CDA stays untouched (schema-valid); `reference` is the signature's Reference URI.
+        """
+        return _seal_cda(self.key, cda, signed_at, reference)
 
     def seal_pdf(
         self,
@@ -542,8 +591,14 @@ class Sealer:
         """The PDF with a PAdES signature appended as an incremental update (PDF/A-2b kept)."""
         return _seal_pdf(self.key, pdf, signed_at, reason)
 
-    def verify(self, cda: bytes | None = None, pdf: bytes | None = None) -> Verification:
-        return verify(cda, pdf, trust_anchors=self.trust_anchors)
+    def verify(
+        self,
+        cda: bytes | None = None,
+        pdf: bytes | None = None,
+        *,
+        cda_signature: bytes | None = None,
+    ) -> Verification:
+        return verify(cda, pdf, trust_anchors=self.trust_anchors, cda_signature=cda_signature)
 
 
 def verify(
@@ -551,10 +606,14 @@ def verify(
     pdf: bytes | None = None,
     *,
     trust_anchors: Sequence[x509.Certificate],
+    cda_signature: bytes | None = None,
 ) -> Verification:
-    """Both seals checked: signature over the bytes, then the chain to a trust anchor (now)."""
+    """Both seals checked: signature over the bytes, then the chain to a trust anchor (now).
+
+    The CDA's seal is enveloped in it, or given apart as `cda_signature` (`seal_cda_detached`).
+    """
     return Verification(
-        cda=None if cda is None else _verify_cda(cda, trust_anchors),
+        cda=None if cda is None else _verify_cda(cda, trust_anchors, cda_signature),
         pdf=None if pdf is None else _verify_pdf(pdf, trust_anchors),
     )
 
@@ -621,6 +680,14 @@ def ensure_demo_pki(
         cert_file=folder / f"cachet-{finess}.pem",
     )
     folder.mkdir(parents=True, exist_ok=True)
+    # Two processes starting together (replicas, a test run beside `make run`) make one PKI.
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _make_demo_pki(pki, finess, structure_name)
+    return pki
+
+
+def _make_demo_pki(pki: DemoPki, finess: str, structure_name: str) -> None:
     now = datetime.now(UTC) - timedelta(minutes=5)
     if not (pki.ca_cert_file.is_file() and pki.ca_key_file.is_file()):
         ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -712,7 +779,6 @@ def ensure_demo_pki(
         )
         _write_private(pki.key_file, _pem_key(key))
         _write(pki.cert_file, cert.public_bytes(serialization.Encoding.PEM))
-    return pki
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
@@ -748,13 +814,18 @@ class SigningNotConfigured(RuntimeError):
 class SealingSettings(BaseModel):
     """The sealing settings a service adds to its own (`class S(ServiceSettings, SealingSettings)`).
 
-    In production the key, certificate, chain and trust anchors are mounted files; with only
-    `signing_demo_pki_dir` set (what `make run` does), a demo CA and cachet are made there.
+    In production the key, certificate, chain and trust anchors are mounted files; a `{finess}`
+    in the key and certificate paths gives each structure its own cachet. With only
+    `signing_demo_pki_dir` set (what `make run` does), a demo CA and cachets are made there.
     """
 
-    signing_key_file: str = Field("", description="PEM private key of the structure's cachet")
+    signing_key_file: str = Field(
+        "", description="PEM private key of the cachet ({finess}: one per structure)"
+    )
     signing_key_password_file: str = Field("", description="File holding the key's passphrase")
-    signing_cert_file: str = Field("", description="PEM certificate of the cachet")
+    signing_cert_file: str = Field(
+        "", description="PEM certificate of the cachet ({finess}: one per structure)"
+    )
     signing_chain_files: list[str] = Field(
         default_factory=list, description="PEM intermediate certificates (JSON list)"
     )
@@ -762,28 +833,33 @@ class SealingSettings(BaseModel):
         default_factory=list, description="PEM trust anchors seals are verified to (JSON list)"
     )
     signing_demo_pki_dir: str = Field(
-        "", description="Where a demo CA and cachet are made when no key is configured"
+        "", description="Where a demo CA and cachets are made when no key is configured"
     )
-    signing_demo_finess: str = Field("750000001", description="FINESS of the demo cachet")
+    signing_demo_finess: str = Field("750000001", description="FINESS of the default cachet")
 
-    def sealer(self) -> Sealer:
-        """The configured sealer (reads the files; makes the demo PKI the first time)."""
+    def sealer(self, finess: str | None = None) -> Sealer:
+        """The sealer of structure `finess` (reads the files; makes the demo PKI the first time)."""
         anchors = load_certificates(self.signing_trust_anchor_files)
         if self.signing_key_file and self.signing_cert_file:
+            per_structure = "{finess}" in self.signing_key_file + self.signing_cert_file
+            if per_structure and not finess:
+                raise SigningNotConfigured("the cachet files are per structure: give its FINESS")
             password = (
                 Path(self.signing_key_password_file).read_bytes().strip()
                 if self.signing_key_password_file
                 else None
             )
             key = SoftwareKey.from_pem_files(
-                self.signing_key_file,
-                self.signing_cert_file,
+                self.signing_key_file.replace("{finess}", finess or ""),
+                self.signing_cert_file.replace("{finess}", finess or ""),
                 self.signing_chain_files,
                 password=password,
             )
             return Sealer(key, anchors)
         if self.signing_demo_pki_dir:
-            demo = ensure_demo_pki(self.signing_demo_pki_dir, finess=self.signing_demo_finess)
+            demo = ensure_demo_pki(
+                self.signing_demo_pki_dir, finess=finess or self.signing_demo_finess
+            )
             return Sealer(demo.key(), demo.trust_anchors() + anchors)
         raise SigningNotConfigured(
             "set the signing key and certificate files, or a demo PKI directory"
