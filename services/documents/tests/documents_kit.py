@@ -91,27 +91,25 @@ class FakeSources:
 
 
 class RecordingSealer:
-    """Seals by appending a marker and keeps a digest of what it sealed: verification fails
-    as soon as one byte of either artefact changed."""
+    """Seals the PDF by appending a marker; the CDA's "signature" is its digest. Verification
+    fails as soon as one byte of either artefact changed."""
 
-    MARK = b"\n<!-- sealed -->\n"
+    MARK = b"\n%% sealed\n"
 
     def __init__(self) -> None:
-        self.sealed: dict[str, str] = {}
+        self.sealed: set[str] = set()
 
-    def _seal(self, data: bytes) -> bytes:
-        out = data + self.MARK
-        self.sealed[hashlib.sha256(out).hexdigest()] = "ok"
+    def seal_pdf(self, pdf: bytes, *, finess: str) -> bytes:
+        out = pdf + self.MARK
+        self.sealed.add(hashlib.sha256(out).hexdigest())
         return out
 
-    def seal_pdf(self, pdf: bytes, *, structure_id: str) -> bytes:
-        return self._seal(pdf)
+    def seal_cda(self, cda: bytes, *, finess: str) -> bytes | None:
+        return f"<signature>{hashlib.sha256(cda).hexdigest()}</signature>".encode()
 
-    def seal_cda(self, cda: bytes, *, structure_id: str) -> bytes:
-        return self._seal(cda)
-
-    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
-        cda_ok = hashlib.sha256(cda).hexdigest() in self.sealed
+    def verify(self, cda: bytes, pdf: bytes | None, *, cda_signature: bytes | None) -> Verification:
+        expected = f"<signature>{hashlib.sha256(cda).hexdigest()}</signature>".encode()
+        cda_ok = cda_signature == expected
         pdf_ok = pdf is None or hashlib.sha256(pdf).hexdigest() in self.sealed
         problems = [f"{n} seal broken" for n, ok in (("cda", cda_ok), ("pdf", pdf_ok)) if not ok]
         return Verification(cda_ok, pdf_ok, sealed=True, problems=problems, signer="test")

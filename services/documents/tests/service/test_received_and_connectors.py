@@ -203,6 +203,15 @@ async def test_the_cachet_seals_and_a_changed_byte_fails_verification(tmp_path: 
         assert verified.status_code == 200
         assert verified.json()["valid"] is True, verified.json()
         assert verified.json()["cda_valid"] and verified.json()["pdf_valid"]
+        # The CDA's seal is detached: the CDA served is the one validated, byte for byte.
+        signature = await documents.client.get(
+            f"/api/documents/documents/{signed['id']}/cda-signature", headers=headers
+        )
+        assert signature.status_code == 200 and b"Signature" in signature.content
+        cda = await documents.client.get(
+            f"/api/documents/documents/{signed['id']}/cda", headers=headers
+        )
+        assert b"xmldsig" not in cda.content
 
         path = documents.service.blobs.path_of(signed["pdf"]["sha256"])  # type: ignore[attr-defined]
         data = bytearray(path.read_bytes())

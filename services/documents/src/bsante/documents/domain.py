@@ -131,6 +131,8 @@ class Document(BaseModel):
     abandoned_at: datetime | None = None
     pdf: Artefact | None = None
     cda: Artefact | None = None
+    # The detached XAdES signature of the CDA (the CDA stays schema-valid).
+    cda_signature: Artefact | None = None
     file: Artefact | None = None
     sharing: Sharing | None = None
     source_id: str | None = None

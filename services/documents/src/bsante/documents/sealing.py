@@ -32,29 +32,32 @@ class Verification:
 
 
 class Sealer(Protocol):
-    def seal_pdf(self, pdf: bytes, *, structure_id: str) -> bytes:
-        """The PDF with its PAdES signature (blocking)."""
+    """Sealing with the cachet of the structure named by its FINESS (blocking calls)."""
+
+    def seal_pdf(self, pdf: bytes, *, finess: str) -> bytes:
+        """The PDF with its PAdES signature."""
         ...
 
-    def seal_cda(self, cda: bytes, *, structure_id: str) -> bytes:
-        """The CDA with its enveloped XAdES signature (blocking)."""
+    def seal_cda(self, cda: bytes, *, finess: str) -> bytes | None:
+        """A detached XAdES signature of the CDA (the CDA itself stays schema-valid), or None
+        when nothing seals."""
         ...
 
-    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
-        """Both signatures (the CDA's only when `pdf` is None) and the chain (blocking)."""
+    def verify(self, cda: bytes, pdf: bytes | None, *, cda_signature: bytes | None) -> Verification:
+        """Both signatures (the CDA's only when `pdf` is None) and the chain."""
         ...
 
 
 class Unsealed:
     """No signing key configured: nothing is sealed, and verification says so."""
 
-    def seal_pdf(self, pdf: bytes, *, structure_id: str) -> bytes:
+    def seal_pdf(self, pdf: bytes, *, finess: str) -> bytes:
         return pdf
 
-    def seal_cda(self, cda: bytes, *, structure_id: str) -> bytes:
-        return cda
+    def seal_cda(self, cda: bytes, *, finess: str) -> bytes | None:
+        return None
 
-    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
+    def verify(self, cda: bytes, pdf: bytes | None, *, cda_signature: bytes | None) -> Verification:
         return Verification(
             cda_valid=False,
             pdf_valid=False,
@@ -67,29 +70,31 @@ class CachetSealer:
     """The port over `bsante.documents.signing`: the structure's cachet seals the PDF (PAdES)
     and the CDA (enveloped XAdES-BES); verification checks both and their chain.
 
-    The signing key is loaded (the demo PKI made) on first use, not at start: a platform
-    that never signs pays nothing.
+    Each structure's cachet (by FINESS) is loaded (its demo one made) on first use, not at
+    start: a platform that never signs pays nothing. Verification trusts the same anchors
+    whichever structure sealed.
     """
 
     def __init__(self, settings: SealingSettings) -> None:
         self._settings = settings
-        self._sealer: signing.Sealer | None = None
+        self._sealers: dict[str | None, signing.Sealer] = {}
         self._lock = threading.Lock()
 
-    def _loaded(self) -> signing.Sealer:
+    def _loaded(self, finess: str | None) -> signing.Sealer:
         with self._lock:
-            if self._sealer is None:
-                self._sealer = self._settings.sealer()
-            return self._sealer
+            if finess not in self._sealers:
+                self._sealers[finess] = self._settings.sealer(finess)
+            return self._sealers[finess]
 
-    def seal_pdf(self, pdf: bytes, *, structure_id: str) -> bytes:
-        return self._loaded().seal_pdf(pdf)
+    def seal_pdf(self, pdf: bytes, *, finess: str) -> bytes:
+        return self._loaded(finess).seal_pdf(pdf)
 
-    def seal_cda(self, cda: bytes, *, structure_id: str) -> bytes:
-        return self._loaded().seal_cda(cda)
+    def seal_cda(self, cda: bytes, *, finess: str) -> bytes | None:
+        return self._loaded(finess).seal_cda_detached(cda)
 
-    def verify(self, cda: bytes, pdf: bytes | None) -> Verification:
-        found = self._loaded().verify(cda, pdf)
+    def verify(self, cda: bytes, pdf: bytes | None, *, cda_signature: bytes | None) -> Verification:
+        sealer = next(iter(self._sealers.values()), None) or self._loaded(None)
+        found = sealer.verify(cda, pdf, cda_signature=cda_signature)
         problems = [
             f"{a.artefact}: {a.reason}"
             for a in (found.cda, found.pdf)

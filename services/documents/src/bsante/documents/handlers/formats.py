@@ -24,6 +24,10 @@ class Export:
 
 
 def _artefact(found: Document, wanted: str) -> Artefact:
+    if wanted == "signature":
+        if found.cda_signature is None:
+            raise WrongState(found.status, "given a CDA signature (it has no sealed CDA)")
+        return found.cda_signature
     if found.status == "signed" and found.cda is not None and found.pdf is not None:
         return found.pdf if wanted == "pdf" else found.cda
     if found.is_produced:
@@ -38,15 +42,20 @@ def _artefact(found: Document, wanted: str) -> Artefact:
     return received
 
 
+def _filename(found: Document, wanted: str) -> str:
+    return f"{found.id}.xades.xml" if wanted == "signature" else f"{found.id}.{wanted}"
+
+
 async def artefact(ports: Ports, caller: Caller, document_id: uuid.UUID, wanted: str) -> Export:
-    """The stored PDF (final or signed) or CDA (signed), or a received file of that type."""
+    """The stored PDF (final or signed), CDA (signed) or the CDA's detached XAdES signature,
+    or a received file of that type."""
     found, _ = await document(ports, caller, document_id)
     chosen = _artefact(found, wanted)
     # Hashed whole before anything is sent: a corrupted blob is never served.
     content = await ports.blobs.read(chosen.sha256)
     async with ports.unit_of_work() as uow:
         await audit(uow, caller, found.patient_id, "export")
-    return Export(content, PDF if wanted == "pdf" else XML, f"{found.id}.{wanted}")
+    return Export(content, PDF if wanted == "pdf" else XML, _filename(found, wanted))
 
 
 async def rendered(ports: Ports, caller: Caller, document_id: uuid.UUID, wanted: str) -> Export:
@@ -87,4 +96,4 @@ async def for_connector(
             resource="document",
             service_client=client_id,
         )
-    return Export(content, PDF if wanted == "pdf" else XML, f"{signed.id}.{wanted}")
+    return Export(content, PDF if wanted == "pdf" else XML, _filename(signed, wanted))

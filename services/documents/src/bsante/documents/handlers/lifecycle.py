@@ -220,7 +220,7 @@ async def sign(
         author = _professional(author_of(found.facts), organisation)
         page = _page(found, ports, author, signed_at)
         rendered = await run_cpu(pdf.render_body_pdf, page, body_of(found), found.values)
-        sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, structure_id=caller.structure)
+        sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, finess=organisation.finess)
     metadata = _metadata(ports, found, signed_at)
     structured_dlu = not shared and "dlu_answers" in found.facts
     if structured_dlu:
@@ -253,14 +253,17 @@ async def sign(
                 f"The CDA fails {len(failed)} CI-SIS check(s): nothing was signed",
                 errors=failed,
             )
-    sealed_cda = await run_cpu(ports.sealer.seal_cda, document_bytes, structure_id=caller.structure)
+    signature = await run_cpu(ports.sealer.seal_cda, document_bytes, finess=organisation.finess)
     owner = _owner(found.id)
     pdf_artefact = (
         found.file
         if shared and found.file is not None
         else await _keep(ports, sealed_pdf, ports.kinds.pdf, PDF, owner)
     )
-    cda_artefact = await _keep(ports, sealed_cda, ports.kinds.cda, XML, owner)
+    cda_artefact = await _keep(ports, document_bytes, ports.kinds.cda, XML, owner)
+    signature_artefact = (
+        await _keep(ports, signature, ports.kinds.cda, XML, owner) if signature else None
+    )
     sharing = Sharing(
         dmp_requested=wants_dmp,
         dmp_visibility=list(request.dmp_visibility),
@@ -273,6 +276,7 @@ async def sign(
             "signed_by": caller.user,
             "pdf": pdf_artefact,
             "cda": cda_artefact,
+            "cda_signature": signature_artefact,
             "sharing": sharing,
             "updated_at": signed_at,
         }
@@ -371,6 +375,7 @@ async def new_version(ports: Ports, caller: Caller, document_id: uuid.UUID) -> S
             "signed_by": None,
             "pdf": None,
             "cda": None,
+            "cda_signature": None,
             "sharing": None,
             "replaced_by": None,
         }
@@ -399,12 +404,15 @@ async def verification(
     try:
         cda_bytes = await ports.blobs.read(found.cda.sha256)
         pdf_bytes = await ports.blobs.read(found.pdf.sha256)
+        signature = (
+            await ports.blobs.read(found.cda_signature.sha256) if found.cda_signature else None
+        )
     except BlobCorrupted as error:
         problems.append(str(error))
         result = Verification(cda_valid=False, pdf_valid=False, sealed=True, problems=problems)
     else:
         sealed_pdf = pdf_bytes if found.is_produced else None
-        result = await run_cpu(ports.sealer.verify, cda_bytes, sealed_pdf)
+        result = await run_cpu(ports.sealer.verify, cda_bytes, sealed_pdf, cda_signature=signature)
     async with ports.unit_of_work() as uow:
         await audit(uow, caller, found.patient_id, "read")
     return found, result

@@ -243,6 +243,17 @@ async def document_cda(document_id: uuid.UUID, principal: Reader, ports: PortsDe
 
 
 @router.get(
+    "/documents/{document_id}/cda-signature",
+    response_class=Response,
+    responses=_binary("application/xml", "The detached XAdES-BES signature of the signed CDA"),
+)
+async def document_cda_signature(
+    document_id: uuid.UUID, principal: Reader, ports: PortsDep
+) -> Response:
+    return _download(await formats.artefact(ports, caller(principal), document_id, "signature"))
+
+
+@router.get(
     "/documents/{document_id}/docx",
     response_class=Response,
     responses=_binary(formats.DOCX, "The body as a Word document"),

@@ -33,3 +33,16 @@ async def signed_cda(document_id: uuid.UUID, client: Connector, ports: PortsDep)
 async def signed_pdf(document_id: uuid.UUID, client: Connector, ports: PortsDep) -> Response:
     export = await formats.for_connector(ports, client.client_id, document_id, "pdf")
     return Response(export.content, media_type=export.media_type)
+
+
+@router.get(
+    "/{document_id}/cda-signature",
+    response_class=Response,
+    responses=_binary("application/xml"),
+)
+async def signed_cda_signature(
+    document_id: uuid.UUID, client: Connector, ports: PortsDep
+) -> Response:
+    """The CDA's detached XAdES-BES signature (the cachet), for a consumer that forwards it."""
+    export = await formats.for_connector(ports, client.client_id, document_id, "signature")
+    return Response(export.content, media_type=export.media_type)

@@ -112,6 +112,7 @@ class DocumentOut(BaseModel):
     signed_by: str | None
     pdf: ArtefactOut | None
     cda: ArtefactOut | None
+    cda_signature: ArtefactOut | None
     file: ArtefactOut | None
     dmp_requested: bool | None
 
@@ -148,6 +149,7 @@ def document_out(document: Document, version: int) -> DocumentOut:
         signed_by=document.signed_by,
         pdf=_artefact(document.pdf),
         cda=_artefact(document.cda),
+        cda_signature=_artefact(document.cda_signature),
         file=_artefact(document.file),
         dmp_requested=document.sharing.dmp_requested if document.sharing else None,
     )
