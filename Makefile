@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 PSC_PORT ?= 8091
-PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/gateway services/card-bridge services/documents platform
+PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/documents services/gateway services/card-bridge platform
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

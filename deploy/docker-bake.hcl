@@ -7,7 +7,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["identity", "patient", "sla-monitor", "forms", "gateway"]
+  targets = ["identity", "patient", "sla-monitor", "forms", "documents", "gateway"]
 }
 
 target "_service" {
@@ -37,6 +37,12 @@ target "forms" {
   inherits = ["_service"]
   args     = { SERVICE = "forms", MODULE = "bsante.forms" }
   tags     = ["bsante/forms:${TAG}"]
+}
+
+target "documents" {
+  inherits = ["_service"]
+  args     = { SERVICE = "documents", MODULE = "bsante.documents" }
+  tags     = ["bsante/documents:${TAG}"]
 }
 
 target "gateway" {

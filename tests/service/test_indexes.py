@@ -25,6 +25,7 @@ from bsante.chassis.service import Service
 from bsante.chassis.store import Index, Store
 from bsante.chassis.store.sqlite import SqliteStore
 from bsante.chassis.store.testing import QueryShape, recording_queries, unbacked
+from bsante.documents import repository as documents_repository
 from bsante.forms import repository as forms_repository
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
@@ -39,6 +40,7 @@ DECLARED: dict[str, list[Index]] = {
     "patient": patient_repository.INDEXES,
     "forms": forms_repository.INDEXES,
     "sla-monitor": sla_app.INDEXES,
+    "documents": documents_repository.INDEXES,
 }
 # The collections the workload must have queried: a route that stops querying (or a workload
 # that stops reaching it) shows here rather than passing unnoticed.
@@ -49,6 +51,7 @@ QUERIED = {
     "forms": {"submissions"},
     "sla-monitor": {"usage_daily", "tickets", "incidents", "probe_states", "probe_spans"}
     | {"job_failures", "incident_claims"},
+    "documents": {"templates", "documents"},
 }
 CARD: dict[str, Any] = {
     "workstation_id": "ws-1",
@@ -214,6 +217,27 @@ async def forms_workload(platform: Platform, doctor: dict[str, str], pid: str) -
     ok(await get(f"{base}/dlu/prefill", headers=doctor))
 
 
+async def documents_workload(platform: Platform, doctor: dict[str, str], pid: str) -> None:
+    get, post = platform.client.get, platform.client.post
+    templates = ok(await get("/api/documents/templates", headers=doctor))
+    consultation = next(t for t in templates if t["type_code"] == "11488-4")
+    ok(
+        await post(
+            f"/api/documents/patients/{pid}/documents",
+            json={"template_id": consultation["id"]},
+            headers=doctor,
+        ),
+        201,
+    )
+    ok(await get(f"/api/documents/patients/{pid}/documents", headers=doctor))
+    for params in (
+        {"author_id": "me"},
+        {"status": "draft"},
+        {"author_id": "me", "status": "draft"},
+    ):
+        ok(await get("/api/documents/documents", params=params, headers=doctor))
+
+
 async def identity_workload(
     platform: Platform, admin: dict[str, str], doctor: dict[str, str], pid: str
 ) -> None:
@@ -278,6 +302,7 @@ async def test_every_query_of_the_workload_is_backed_by_a_declared_index(
     admin, doctor = await platform.login(TILLEULS), await platform.login(MEDECIN)
     pid = await patient_workload(platform, doctor)
     await forms_workload(platform, doctor, pid)
+    await documents_workload(platform, doctor, pid)
     await identity_workload(platform, admin, doctor, pid)
 
     async def counted() -> bool:

@@ -101,7 +101,12 @@ async def test_a_service_token_needs_the_scope_and_opens_no_user_route(platform:
         "traits",
         "contact",
         "medecin_traitant",
+        "ipp",
+        "identity_status",
+        "ins",
     }
+    # The INS is given only for a qualifiée identity (RNIV); this one is provisoire.
+    assert found.json()["identity_status"] == "provisoire" and found.json()["ins"] is None
     # The tenancy rule holds: another structure does not know this patient.
     elsewhere = {**on_behalf(reader), "X-Structure-Id": "demo-ssiad"}
     assert (await platform.client.get(url, headers=elsewhere)).status_code == 404

@@ -8,7 +8,7 @@ document rewritten by `bsante.chassis.openapi`.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
@@ -43,7 +43,9 @@ def _json_body_route(routes: list[APIRoute], scope: Scope) -> bool:
     for route in routes:
         match, _ = route.matches(scope)
         if match == Match.FULL:
-            return route.body_field is not None
+            # A form or file upload (multipart) reads no JSON.
+            field = route.body_field
+            return field is not None and not isinstance(field.field_info, params.Form)
     return False
 
 

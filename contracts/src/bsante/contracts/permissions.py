@@ -38,6 +38,8 @@ class ServiceScope(StrEnum):
     DOCUMENTS_ATTACH = "documents:attach"
     # Look up professionals, structures and their MSSanté addresses in identity's directory.
     DIRECTORY_READ = "directory:read"
+    # Read a patient's latest form results (GIR, MMS, vitals) for document merge fields.
+    FORMS_READ = "forms:read"
 
 
 @cache

@@ -19,6 +19,7 @@ instance's lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -113,6 +114,13 @@ class FileBlobStore(BlobStore):
             await self._conn.close()
             self._conn = None
 
+    async def _rollback(self) -> None:
+        # A cancellation can land before BEGIN ran: ROLLBACK then fails ("no transaction is
+        # active"), and that error must not replace the CancelledError (the task would
+        # survive its cancellation and the service never stop).
+        with contextlib.suppress(aiosqlite.Error):
+            await self.conn.execute("ROLLBACK")
+
     @property
     def conn(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -184,7 +192,7 @@ class FileBlobStore(BlobStore):
                     row = await cursor.fetchone()
                 await self.conn.execute("COMMIT")
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
         return _info(row)
 
@@ -278,7 +286,7 @@ class FileBlobStore(BlobStore):
                     collected = [row[0] async for row in cursor]
                 await self.conn.execute("COMMIT")
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
             # Rows first, files after (still under the lock, so no write of the same content
             # runs in between): a crash here leaves unindexed files, swept below next time.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bsante.identity.api import audit, auth, directory, oauth, psc, structures, users
+from bsante.identity.api import audit, auth, directory, internal, oauth, psc, structures, users
 
 routers: list[APIRouter] = [
     auth.router,
@@ -15,4 +15,5 @@ routers: list[APIRouter] = [
     audit.router,
     oauth.router,
     oauth.admin,
+    internal.router,
 ]

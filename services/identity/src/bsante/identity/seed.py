@@ -13,8 +13,9 @@ from bsante.identity.domain import Structure, User, search_key
 from bsante.identity.ports import PasswordHasher
 
 DEMO_STRUCTURES = [
-    Structure(id="demo-ehpad", name="EHPAD Les Tilleuls (démo)"),
-    Structure(id="demo-ssiad", name="SSIAD du Val (démo)"),
+    # Fictitious FINESS (valid check digit): documents name their structure by it.
+    Structure(id="demo-ehpad", name="EHPAD Les Tilleuls (démo)", finess="750000002"),
+    Structure(id="demo-ssiad", name="SSIAD du Val (démo)", finess="750000010"),
     Structure(id="bsante-ops", name="Exploitation Bureautique Santé (démo)"),
 ]
 

@@ -34,11 +34,19 @@ class FactsTraits(BaseModel):
     used_name: str | None
     sex: Literal["M", "F", "I"]
     birth_date: date
+    birth_place: str | None = None
+    used_first_name: str | None = None
+
+
+class InsFacts(BaseModel):
+    matricule: str
+    oid: str
 
 
 class PatientFacts(BaseModel):
-    """What forms needs of a record: identity traits, contact and médecin traitant for the
-    DLU, birth date for the norms."""
+    """What forms and documents need of a record: identity traits, contact and médecin
+    traitant for the DLU, birth date for the norms; IPP, identity status and INS for a
+    document's header (the INS only with a qualifiée identity, per the RNIV)."""
 
     id: uuid.UUID
     structure_id: str
@@ -46,6 +54,9 @@ class PatientFacts(BaseModel):
     traits: FactsTraits
     contact: Contact
     medecin_traitant: PhysicianRef | None = None
+    ipp: str | None = None
+    identity_status: str | None = None
+    ins: InsFacts | None = None
 
 
 @router.get("/{patient_id}", response_model=PatientFacts)
@@ -85,6 +96,13 @@ async def read_for_service(
         medecin_traitant=(
             PhysicianRef(rpps=physician.rpps, display_name=physician.display_name)
             if physician is not None
+            else None
+        ),
+        ipp=patient.ipp,
+        identity_status=patient.identity_status,
+        ins=(
+            InsFacts(matricule=patient.ins.matricule, oid=patient.ins.oid)
+            if patient.ins is not None and patient.identity_status == "qualifiee"
             else None
         ),
     )

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from bsante.chassis.messaging import EventRouter, UnitOfWork
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import (
+    DocumentSigned,
+    ExternalDocumentAttached,
     FormCompleted,
     InsQualified,
     PatientCreated,
@@ -27,6 +29,8 @@ KINDS = (
     "ins_qualified",
     "patients_merged",
     "form_completed",
+    "document_signed",
+    "document_attached",
 )
 
 
@@ -104,6 +108,17 @@ def _form_detail(p: FormCompleted) -> str:
     if p.form_id == "recueil" and isinstance(r.get("bmi"), int | float):
         return f" : IMC {r['bmi']:.1f}".replace(".", ",")
     return ""
+
+
+def signed_summary(p: DocumentSigned) -> str:
+    title = p.title or "Un document"
+    version = f" (version {p.version})" if p.version > 1 else ""
+    return f"{title}{version} : document signé."
+
+
+def attached_summary(p: ExternalDocumentAttached) -> str:
+    origin = "reçu par MSSanté" if p.origin == "mssante" else "ajouté au dossier"
+    return f"Document externe {origin}."
 
 
 def stamp(at: datetime) -> str:
@@ -198,4 +213,29 @@ def register(events: EventRouter) -> None:
             ref=Ref(type="form_submission", id=str(p.submission_id)),
             by=p.completed_by,
             at=p.completed_at,
+        )
+
+    @events.on(DocumentSigned)
+    async def on_signed(uow: UnitOfWork, envelope: Envelope, p: DocumentSigned) -> None:
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="document_signed",
+            summary=signed_summary(p),
+            ref=Ref(type="document", id=str(p.document_id)),
+            by=p.legal_authenticator_id,
+            at=p.signed_at,
+        )
+
+    @events.on(ExternalDocumentAttached)
+    async def on_attached(uow: UnitOfWork, envelope: Envelope, p: ExternalDocumentAttached) -> None:
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="document_attached",
+            summary=attached_summary(p),
+            ref=Ref(type="document", id=str(p.document_id)),
+            by=p.attached_by,
         )

@@ -10,12 +10,13 @@ an access-audit event in the same unit of work.
 from fastapi import APIRouter
 
 from bsante.chassis.openapi import problems
-from bsante.forms.http import definitions, patient_views, submissions
+from bsante.forms.http import definitions, internal, patient_views, submissions
 
 # Most routes ask the patient service about the patient: 503 when it does not answer.
 router = APIRouter(responses=problems(503))
 router.include_router(definitions.router)
 router.include_router(submissions.router)
 router.include_router(patient_views.router)
+router.include_router(internal.router)
 
 __all__ = ["router"]
