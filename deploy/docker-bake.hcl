@@ -7,7 +7,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["identity", "patient", "sla-monitor", "forms", "gateway"]
+  targets = ["identity", "patient", "sla-monitor", "forms", "dmp-connector", "gateway"]
 }
 
 target "_service" {
@@ -37,6 +37,12 @@ target "forms" {
   inherits = ["_service"]
   args     = { SERVICE = "forms", MODULE = "bsante.forms" }
   tags     = ["bsante/forms:${TAG}"]
+}
+
+target "dmp-connector" {
+  inherits = ["_service"]
+  args     = { SERVICE = "dmp-connector", MODULE = "bsante.dmp_connector" }
+  tags     = ["bsante/dmp-connector:${TAG}"]
 }
 
 target "gateway" {

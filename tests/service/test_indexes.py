@@ -21,10 +21,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from kit import MEDECIN, TILLEULS, Platform, eventually  # type: ignore[import-not-found]
 
+from bsante.chassis.jobs import INDEXES as JOB_INDEXES
 from bsante.chassis.service import Service
 from bsante.chassis.store import Index, Store
 from bsante.chassis.store.sqlite import SqliteStore
 from bsante.chassis.store.testing import QueryShape, recording_queries, unbacked
+from bsante.dmp_connector import repository as dmp_repository
 from bsante.forms import repository as forms_repository
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
@@ -39,6 +41,7 @@ DECLARED: dict[str, list[Index]] = {
     "patient": patient_repository.INDEXES,
     "forms": forms_repository.INDEXES,
     "sla-monitor": usage.INDEXES,
+    "dmp-connector": [*dmp_repository.INDEXES, *JOB_INDEXES],
 }
 # The collections the workload must have queried: a route that stops querying (or a workload
 # that stops reaching it) shows here rather than passing unnoticed.
@@ -48,6 +51,7 @@ QUERIED = {
     "patient": {"patients", "postits", "correspondents", "timeline"},
     "forms": {"submissions"},
     "sla-monitor": {"usage_daily"},
+    "dmp-connector": {"_jobs"},
 }
 CARD: dict[str, Any] = {
     "workstation_id": "ws-1",

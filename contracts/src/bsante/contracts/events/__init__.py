@@ -3,6 +3,12 @@
 from bsante.contracts.events.audit import AccessAction, PatientDataAccessed
 from bsante.contracts.events.base import Payload, event
 from bsante.contracts.events.card_bridge import VitaleBeneficiary, VitaleCardRead
+from bsante.contracts.events.dmp_connector import (
+    DmpDocumentSubmitted,
+    DmpDocumentUpdated,
+    DmpOperation,
+    DmpSubmissionFailed,
+)
 from bsante.contracts.events.documents import (
     DmpIntent,
     DmpVisibility,
@@ -27,6 +33,7 @@ from bsante.contracts.events.identity import (
 )
 from bsante.contracts.events.operations import JobFailed, JobFailureReason
 from bsante.contracts.events.patient import (
+    DmpOppositionRecorded,
     IdentityStatus,
     InsQualified,
     PatientCreated,
@@ -64,6 +71,11 @@ __all__ = [
     "DocumentSigned",
     "ExternalDocumentAttached",
     "MssRecipient",
+    "DmpDocumentSubmitted",
+    "DmpDocumentUpdated",
+    "DmpOperation",
+    "DmpSubmissionFailed",
+    "DmpOppositionRecorded",
     "JobFailed",
     "JobFailureReason",
 ]
