@@ -52,9 +52,15 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         "patient",
         "sla-monitor",
         "forms",
+        "dmp-connector",
         "gateway",
     ]
-    assert m.get("patient").consumes == (topics.CARD_BRIDGE, topics.FORMS, topics.PATIENT)
+    assert m.get("patient").consumes == (
+        topics.CARD_BRIDGE,
+        topics.DMP_CONNECTOR,
+        topics.FORMS,
+        topics.PATIENT,
+    )
     assert m.get("sla-monitor").env_prefix == "SLA_MONITOR_"
     assert set(topics.ALL) == {
         topics.IDENTITY,
@@ -62,15 +68,20 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.SLA_MONITOR,
         topics.FORMS,
         topics.CARD_BRIDGE,
+        topics.DOCUMENTS,
+        topics.DMP_CONNECTOR,
         topics.AUDIT,
         topics.OPERATIONS,
     }
     assert events  # registers the events
     # Topics whose producer is not in the manifest yet (its contract landed first).
-    planned = {topics.DOCUMENTS}
+    planned: set[str] = set()
     assert {spec.topic for spec in registry} <= set(topics.ALL) | planned, "unknown topic"
     produced = {t for e in m.services for t in e.produces}
-    assert {spec.topic for spec in registry} - produced == {topics.CARD_BRIDGE} | planned, (
+    assert {spec.topic for spec in registry} - produced == {
+        topics.CARD_BRIDGE,
+        topics.DOCUMENTS,
+    } | planned, (
         "only the card bridge and planned services produce a topic nobody in the manifest produces"
     )
 
@@ -139,7 +150,8 @@ def test_a_workstation_agent_is_a_part_but_not_deployed(tmp_path: Path) -> None:
     compose = (tmp_path / "deploy/compose.yaml").read_text()
     assert "card-bridge:" not in compose, "no container for a workstation agent"
     topic_line = next(line for line in compose.splitlines() if "for t in" in line)
-    assert "bsante.card-bridge.v1;" in topic_line.split(), "its topic is still created"
+    topics_created = [t.rstrip(";") for t in topic_line.split()]
+    assert "bsante.card-bridge.v1" in topics_created, "its topic is still created"
     assert "card-bridge" not in (tmp_path / "deploy/docker-bake.hcl").read_text()
     assert "card-bridge" not in (tmp_path / "platform/pyproject.toml").read_text()
 

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import ServicePrincipal, service_scope
@@ -20,7 +20,7 @@ from bsante.chassis.errors import NotFound
 from bsante.contracts.permissions import ServiceScope
 from bsante.patient import repository
 from bsante.patient.annotations import CorrespondentRole
-from bsante.patient.domain import Contact
+from bsante.patient.domain import Contact, InsData
 from bsante.patient.schemas import PhysicianRef
 
 router = APIRouter(prefix="/internal/patients", tags=["internal"])
@@ -37,8 +37,8 @@ class FactsTraits(BaseModel):
 
 
 class PatientFacts(BaseModel):
-    """What forms needs of a record: identity traits, contact and médecin traitant for the
-    DLU, birth date for the norms."""
+    """What forms needs of a record (identity traits, contact and médecin traitant for the
+    DLU, birth date for the norms) and the DMP connector (identity status, INS, opposition)."""
 
     id: uuid.UUID
     structure_id: str
@@ -46,6 +46,11 @@ class PatientFacts(BaseModel):
     traits: FactsTraits
     contact: Contact
     medecin_traitant: PhysicianRef | None = None
+    identity_status: Literal["provisoire", "recuperee", "validee", "qualifiee"] = "provisoire"
+    ins: InsData | None = Field(
+        default=None, description="The INS, for the DMP connector (VIHF resource-id, patientId)"
+    )
+    dmp_opposition: bool = False
 
 
 @router.get("/{patient_id}", response_model=PatientFacts)
@@ -82,6 +87,9 @@ async def read_for_service(
         active=patient.active,
         traits=FactsTraits.model_validate(patient.traits.model_dump()),
         contact=patient.contact,
+        identity_status=patient.identity_status,
+        ins=patient.ins,
+        dmp_opposition=patient.dmp_opposition,
         medecin_traitant=(
             PhysicianRef(rpps=physician.rpps, display_name=physician.display_name)
             if physician is not None
