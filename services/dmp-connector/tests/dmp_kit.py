@@ -395,27 +395,31 @@ class Connector:
 def connector_settings(
     data: Path, dmp_url: str, demo: pki.Pki, **extra: Any
 ) -> DmpConnectorSettings:
-    return DmpConnectorSettings(
-        store_url=f"sqlite:///{data / 'dmp-connector.db'}",
-        bus_url=f"embedded://{data}",
-        documents_url="http://documents",
-        service_token_url="http://identity/oauth/token",
-        service_client_secret="s",  # type: ignore[arg-type]
-        dmp_repository_url=f"{dmp_url}/repository",
-        dmp_registry_url=f"{dmp_url}/registry",
-        dmp_admin_url=f"{dmp_url}/admin",
-        dmp_timeout_seconds=5,
-        signing_cert_file=str(demo.cert),
-        signing_key_file=str(demo.key),
-        job_initial_backoff_seconds=0.05,
-        job_attempts=4,
-        **extra,
-    )
+    values: dict[str, Any] = {
+        "store_url": f"sqlite:///{data / 'dmp-connector.db'}",
+        "bus_url": f"embedded://{data}",
+        "documents_url": "http://documents",
+        "service_token_url": "http://identity/oauth/token",
+        "service_client_secret": "s",
+        "dmp_repository_url": f"{dmp_url}/repository",
+        "dmp_registry_url": f"{dmp_url}/registry",
+        "dmp_admin_url": f"{dmp_url}/admin",
+        "dmp_timeout_seconds": 5,
+        "signing_cert_file": str(demo.cert),
+        "signing_key_file": str(demo.key),
+        "job_initial_backoff_seconds": 0.05,
+        "job_attempts": 4,
+    }
+    return DmpConnectorSettings(**{**values, **extra})
 
 
 @asynccontextmanager
 async def connector(
-    data: Path, dmp_url: str, demo: pki.Pki, **extra: Any
+    data: Path,
+    dmp_url: str,
+    demo: pki.Pki,
+    dmp_transport: httpx.AsyncBaseTransport | None = None,
+    **extra: Any,
 ) -> AsyncIterator[Connector]:
     data = data.resolve()
     key = SigningKey.generate()
@@ -431,6 +435,7 @@ async def connector(
         patients=patients,
         documents_transport=httpx.ASGITransport(app=documents.app(key)),
         token_transport=httpx.ASGITransport(app=fake_identity(key)),
+        dmp_transport=dmp_transport,
     )
     assert service.jobs is not None
     service.jobs.poll_interval = 0.05
@@ -447,3 +452,19 @@ async def connector(
 
 def expired(days: int = 0) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """A real HTTP transport that keeps every request it sent (body and headers)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.sent: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.sent.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
