@@ -81,7 +81,7 @@ async def test_the_iti41_request_sent_is_valid_and_its_vihf_verifies_with_xmlsec
     assert part.body == body, "the document travels as a binary part, unchanged"
 
     # The metadata of the CI-SIS sharing rules.
-    rim = "{%s}" % xds.RIM
+    rim = f"{{{xds.RIM}}}"
     eo = parsed.payload.find(f".//{rim}ExtrinsicObject")
     slots = {
         s.get("name"): [v.text for v in s.iter(f"{rim}Value")] for s in eo.findall(f"{rim}Slot")

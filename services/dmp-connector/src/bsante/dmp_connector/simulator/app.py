@@ -362,7 +362,7 @@ class Simulator:
             query_id = query.get("id", "") if query is not None else ""
             params = {
                 s.get("name", ""): [v.text or "" for v in s.iter(f"{{{xds.RIM}}}Value")]
-                for s in (query if query is not None else []).findall(f"{{{xds.RIM}}}Slot")
+                for s in (query.findall(f"{{{xds.RIM}}}Slot") if query is not None else [])
             }
             if query_id == xds.FIND_DOCUMENTS:
                 wanted = (params.get("$XDSDocumentEntryPatientId") or [""])[0].strip("'")
@@ -613,7 +613,7 @@ class CutConnection(Exception):
     """Answer with a body shorter than announced, then hang up."""
 
 
-def build_app(sim: Simulator) -> Starlette:
+def build_app(sim: Simulator) -> Any:
     async def soap_endpoint(request: Request) -> Response:
         fault = sim.take_fault()
         if fault is not None:
