@@ -121,7 +121,11 @@ def build(
         routers=[router],
         events=subscriptions(),
         indexes=repository.INDEXES,
-        jobs=feeder.kinds(settings.job_attempts, settings.job_initial_backoff_seconds),
+        jobs=feeder.kinds(
+            settings.job_attempts,
+            settings.job_initial_backoff_seconds,
+            settings.job_timeout_seconds,
+        ),
         job_breakers={ENDPOINT: BreakerPolicy(failure_threshold=5, open_seconds=30.0)},
         tasks=tasks,
         jwks=jwks,

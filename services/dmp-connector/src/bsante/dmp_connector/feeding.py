@@ -284,12 +284,14 @@ class Feeder:
     practice_setting: str
     structure_ids: dict[str, str]
 
-    def kinds(self, attempts: int, backoff: float) -> list[JobKind[Any, Any]]:
+    def kinds(
+        self, attempts: int, backoff: float, timeout: float = 60.0
+    ) -> list[JobKind[Any, Any]]:
         policy = JobPolicy(
             max_attempts=attempts,
             initial_backoff=backoff,
             max_backoff=600,
-            timeout=60.0,
+            timeout=timeout,
             max_age=timedelta(days=7),
         )
         return [

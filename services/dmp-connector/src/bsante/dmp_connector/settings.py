@@ -52,4 +52,11 @@ class DmpConnectorSettings(ServiceSettings):
         description="Embedded platform: the port of the DMP simulator it serves (0: any free)",
     )
     job_attempts: int = Field(8, ge=1, le=50)
+    job_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="One DMP call's time limit (a crashed call's job runs "
+        "again once this and the lease margin have passed)",
+    )
     job_initial_backoff_seconds: float = Field(2.0, gt=0)
