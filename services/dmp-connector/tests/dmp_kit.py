@@ -438,7 +438,6 @@ async def connector(
         dmp_transport=dmp_transport,
     )
     assert service.jobs is not None
-    service.jobs.poll_interval = 0.05
     service.jobs.lease_margin = 2.0
     app = Starlette(routes=[Mount("/api/dmp-connector", app=service.app)])
     await service.start()

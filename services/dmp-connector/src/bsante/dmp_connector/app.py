@@ -139,6 +139,9 @@ def build(
             "feeder": feeder,
         },
     )
+    if svc.jobs is not None:
+        # A signed document should reach the DMP within a fraction of a second.
+        svc.jobs.poll_interval = settings.job_poll_seconds
     return svc
 
 

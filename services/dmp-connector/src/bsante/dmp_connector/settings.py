@@ -52,6 +52,9 @@ class DmpConnectorSettings(ServiceSettings):
         description="Embedded platform: the port of the DMP simulator it serves (0: any free)",
     )
     job_attempts: int = Field(8, ge=1, le=50)
+    job_poll_seconds: float = Field(
+        0.05, gt=0, le=10, description="How often the job worker looks for due DMP calls"
+    )
     job_timeout_seconds: float = Field(
         60.0,
         gt=0,

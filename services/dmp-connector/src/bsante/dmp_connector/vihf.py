@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -24,6 +27,7 @@ from signxml import (  # type: ignore[attr-defined]
     methods,
 )
 
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 HL7 = "urn:hl7-org:v3"
@@ -81,19 +85,21 @@ class Actor:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """The structure's key and certificate chain (PEM), and the subject named as Issuer."""
+    """The structure's key and certificate chain, and the subject named as Issuer.
 
-    key_pem: bytes
-    cert_pems: list[bytes]
+    Loaded once: loading an RSA key checks it, which costs far more than a signature."""
+
+    key: PrivateKey
+    certs: list[x509.Certificate]
     issuer: str
 
     @classmethod
     def from_files(cls, key: Path, cert: Path) -> SigningKey:
-        from cryptography import x509
-
-        pem = cert.read_bytes()
-        certificate = x509.load_pem_x509_certificate(pem)
-        return cls(key.read_bytes(), [pem], certificate.subject.rfc4514_string())
+        certificates = x509.load_pem_x509_certificates(cert.read_bytes())
+        private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ValueError("the VIHF signing key is neither RSA nor EC")
+        return cls(private, certificates, certificates[0].subject.rfc4514_string())
 
 
 def resource_id(ins: str, oid: str) -> str:
@@ -199,8 +205,8 @@ def sign(assertion: etree._Element, key: SigningKey) -> bytes:
     signer.namespaces = {"ds": DS}
     signed = signer.sign(
         assertion,
-        key=key.key_pem,
-        cert=[c.decode() for c in key.cert_pems],
+        key=key.key,
+        cert=key.certs,
         reference_uri=f"#{assertion.get('ID')}",
         id_attribute="ID",
     )
