@@ -71,6 +71,21 @@ async def test_visibility_is_changed_and_changed_back(conn: Connector, dmp: Simu
     await eventually(lambda: masked(False))
     updates = [e for e in await conn.events() if e.event_type == "DmpDocumentUpdated"]
     assert [e.payload["visibility"] for e in updates] == [["MASQUE_PS"], []]
+    both = await conn.client.put(
+        f"{DMP}/documents/{doc_id}/dmp/visibility",
+        json={"visibility": ["MASQUE_PS", "INVISIBLE_PATIENT"]},
+        headers=conn.headers(),
+    )
+    assert both.status_code == 202
+
+    async def refused() -> bool:
+        status = await conn.submission(doc_id)
+        return status["pending_change"] is None and status["error_code"] is not None
+
+    await eventually(refused)
+    status = await conn.submission(doc_id)
+    assert status["error_code"] == "XDSRegistryMetadataError" and status["visibility"] == []
+    assert "MASQUE_PS" not in held(dmp, doc_id)["confidentiality"]  # type: ignore[operator]
     bad = await conn.client.put(
         f"{DMP}/documents/{doc_id}/dmp/visibility",
         json={"visibility": ["HIDDEN"]},

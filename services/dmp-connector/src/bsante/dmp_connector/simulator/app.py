@@ -263,6 +263,12 @@ class Simulator:
         return stored, replaced
 
     def check_codes(self, eo: etree._Element) -> None:
+        visibility = set(_codes(eo, xds.DE_CONFIDENTIALITY))
+        if {"MASQUE_PS", "INVISIBLE_PATIENT"} <= visibility:
+            # The DMP's default (cumul-invisible_patient-masque_ps = false, EX_2.1-1050).
+            raise Rejected(
+                "XDSRegistryMetadataError", "a document cannot be both MASQUE_PS and INVISIBLE_PATIENT"
+            )
         if not self.cda_schema:
             return
         sets = {
