@@ -267,7 +267,8 @@ class Simulator:
         if {"MASQUE_PS", "INVISIBLE_PATIENT"} <= visibility:
             # The DMP's default (cumul-invisible_patient-masque_ps = false, EX_2.1-1050).
             raise Rejected(
-                "XDSRegistryMetadataError", "a document cannot be both MASQUE_PS and INVISIBLE_PATIENT"
+                "XDSRegistryMetadataError",
+                "a document cannot be both MASQUE_PS and INVISIBLE_PATIENT",
             )
         if not self.cda_schema:
             return
