@@ -101,6 +101,9 @@ async def test_a_service_token_needs_the_scope_and_opens_no_user_route(platform:
         "traits",
         "contact",
         "medecin_traitant",
+        "identity_status",
+        "ins",
+        "dmp_opposition",
     }
     # The tenancy rule holds: another structure does not know this patient.
     elsewhere = {**on_behalf(reader), "X-Structure-Id": "demo-ssiad"}
