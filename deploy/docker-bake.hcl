@@ -7,7 +7,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["identity", "patient", "sla-monitor", "forms", "documents", "gateway"]
+  targets = ["identity", "patient", "sla-monitor", "forms", "documents", "dmp-connector", "gateway"]
 }
 
 target "_service" {
@@ -43,6 +43,12 @@ target "documents" {
   inherits = ["_service"]
   args     = { SERVICE = "documents", MODULE = "bsante.documents" }
   tags     = ["bsante/documents:${TAG}"]
+}
+
+target "dmp-connector" {
+  inherits = ["_service"]
+  args     = { SERVICE = "dmp-connector", MODULE = "bsante.dmp_connector" }
+  tags     = ["bsante/dmp-connector:${TAG}"]
 }
 
 target "gateway" {

@@ -53,11 +53,13 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         "sla-monitor",
         "forms",
         "documents",
+        "dmp-connector",
         "gateway",
         "card-bridge",
     ]
     assert m.get("patient").consumes == (
         topics.CARD_BRIDGE,
+        topics.DMP_CONNECTOR,
         topics.DOCUMENTS,
         topics.FORMS,
         topics.PATIENT,
@@ -70,6 +72,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.FORMS,
         topics.CARD_BRIDGE,
         topics.DOCUMENTS,
+        topics.DMP_CONNECTOR,
         topics.AUDIT,
         topics.OPERATIONS,
         topics.DOCUMENTS,  # consumed by sla-monitor (usage indicators)
@@ -143,7 +146,8 @@ def test_a_workstation_agent_is_a_part_but_not_deployed(tmp_path: Path) -> None:
     compose = (tmp_path / "deploy/compose.yaml").read_text()
     assert "card-bridge:" not in compose, "no container for a workstation agent"
     topic_line = next(line for line in compose.splitlines() if "for t in" in line)
-    assert "bsante.card-bridge.v1" in topic_line.replace(";", " ").split(), "its topic is created"
+    topics_created = [t.rstrip(";") for t in topic_line.split()]
+    assert "bsante.card-bridge.v1" in topics_created, "its topic is still created"
     assert "card-bridge" not in (tmp_path / "deploy/docker-bake.hcl").read_text()
     assert "card-bridge" not in (tmp_path / "platform/pyproject.toml").read_text()
 

@@ -21,10 +21,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from kit import MEDECIN, TILLEULS, Platform, eventually  # type: ignore[import-not-found]
 
+from bsante.chassis.jobs import INDEXES as JOB_INDEXES
 from bsante.chassis.service import Service
 from bsante.chassis.store import Index, Store
 from bsante.chassis.store.sqlite import SqliteStore
 from bsante.chassis.store.testing import QueryShape, recording_queries, unbacked
+from bsante.dmp_connector import repository as dmp_repository
 from bsante.documents import repository as documents_repository
 from bsante.forms import repository as forms_repository
 from bsante.gateway.app import build_embedded
@@ -41,6 +43,7 @@ DECLARED: dict[str, list[Index]] = {
     "forms": forms_repository.INDEXES,
     "sla-monitor": sla_app.INDEXES,
     "documents": documents_repository.INDEXES,
+    "dmp-connector": [*dmp_repository.INDEXES, *JOB_INDEXES],
 }
 # The collections the workload must have queried: a route that stops querying (or a workload
 # that stops reaching it) shows here rather than passing unnoticed.
@@ -52,6 +55,7 @@ QUERIED = {
     "sla-monitor": {"usage_daily", "tickets", "incidents", "probe_states", "probe_spans"}
     | {"job_failures", "incident_claims"},
     "documents": {"templates", "documents"},
+    "dmp-connector": {"_jobs"},
 }
 CARD: dict[str, Any] = {
     "workstation_id": "ws-1",

@@ -104,6 +104,7 @@ async def test_a_service_token_needs_the_scope_and_opens_no_user_route(platform:
         "ipp",
         "identity_status",
         "ins",
+        "dmp_opposition",
     }
     # The INS is given only for a qualifiée identity (RNIV); this one is provisoire.
     assert found.json()["identity_status"] == "provisoire" and found.json()["ins"] is None

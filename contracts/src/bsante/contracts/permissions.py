@@ -18,6 +18,7 @@ class Action(StrEnum):
     DRAFT_DOCUMENT = "draft_document"
     SIGN_DOCUMENT = "sign_document"
     SEND_DMP = "send_dmp"
+    CONSULT_DMP = "consult_dmp"
     SEND_MSSANTE = "send_mssante"
     MANAGE_USERS = "manage_users"
     MANAGE_STRUCTURE = "manage_structure"

@@ -8,6 +8,12 @@ from bsante.contracts.events.card_bridge import (
     VitaleBeneficiary,
     VitaleCardRead,
 )
+from bsante.contracts.events.dmp_connector import (
+    DmpDocumentSubmitted,
+    DmpDocumentUpdated,
+    DmpOperation,
+    DmpSubmissionFailed,
+)
 from bsante.contracts.events.documents import (
     DmpIntent,
     DmpVisibility,
@@ -32,6 +38,7 @@ from bsante.contracts.events.identity import (
 )
 from bsante.contracts.events.operations import JobFailed, JobFailureReason
 from bsante.contracts.events.patient import (
+    DmpOppositionRecorded,
     IdentityStatus,
     InsQualified,
     PatientCreated,
@@ -79,6 +86,11 @@ __all__ = [
     "DocumentSigned",
     "ExternalDocumentAttached",
     "MssRecipient",
+    "DmpDocumentSubmitted",
+    "DmpDocumentUpdated",
+    "DmpOperation",
+    "DmpSubmissionFailed",
+    "DmpOppositionRecorded",
     "JobFailed",
     "JobFailureReason",
     "IncidentClosed",

@@ -60,3 +60,13 @@ class PatientsMerged(Payload):
     kept_patient_id: uuid.UUID
     merged_patient_id: uuid.UUID
     merged_by: str = Field(description="User id of the author")
+
+
+@event(topics.PATIENT)
+class DmpOppositionRecorded(Payload):
+    """A professional recorded the patient's opposition to feeding the DMP, or its lifting."""
+
+    patient_id: uuid.UUID
+    opposed: bool
+    recorded_by: str = Field(description="User id of the professional")
+    recorded_at: datetime

@@ -206,6 +206,9 @@ class PatientRecord(BaseModel):
     active: bool = True
     merged_into: uuid.UUID | None = None
     merged_from: list[uuid.UUID] = Field(default_factory=list)
+    dmp_opposition: bool = Field(
+        default=False, description="The patient opposes feeding their DMP (recorded by a PS)"
+    )
     history: list[HistoryEntry] = Field(default_factory=list)
     search: SearchKeys
     created_at: datetime

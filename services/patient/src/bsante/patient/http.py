@@ -22,6 +22,7 @@ from bsante.patient.schemas import (
     CardPresenceIn,
     CardReadAccepted,
     CardReadIn,
+    DmpOppositionIn,
     DocumentCheckIn,
     HistoryOut,
     InsiOutcome,
@@ -56,6 +57,7 @@ InsiDep = Annotated[InsiGateway, Depends(insi_gateway)]
 PortsDep = Annotated[Ports, Depends(ports)]
 Reader = Annotated[Principal, allowed(Action.READ_PATIENT)]
 Editor = Annotated[Principal, allowed(Action.EDIT_PATIENT)]
+DmpSender = Annotated[Principal, allowed(Action.SEND_DMP)]
 IfMatch = Annotated[str | None, Header(max_length=50)]
 ConfirmNotDuplicate = Annotated[
     bool, Query(description="Create/update even though a record has the same traits")
@@ -278,6 +280,23 @@ async def update_contact(
     expected = required_if_match(if_match)
     patient, version = await record.update_contact(
         ports, principal, str(patient_id), contact, expected
+    )
+    return _out(response, patient, version)
+
+
+@router.put("/{patient_id}/dmp-opposition", response_model=PatientOut)
+async def record_dmp_opposition(
+    patient_id: uuid.UUID,
+    body: DmpOppositionIn,
+    principal: DmpSender,
+    ports: PortsDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PatientOut:
+    """Record the patient's opposition to feeding their DMP (or lift it): the DMP connector
+    sends none of their documents while it stands."""
+    patient, version = await record.record_dmp_opposition(
+        ports, principal, str(patient_id), body.opposed, if_match_version(if_match)
     )
     return _out(response, patient, version)
 

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import ServicePrincipal, service_scope
@@ -44,9 +44,10 @@ class InsFacts(BaseModel):
 
 
 class PatientFacts(BaseModel):
-    """What forms and documents need of a record: identity traits, contact and médecin
-    traitant for the DLU, birth date for the norms; IPP, identity status and INS for a
-    document's header (the INS only with a qualifiée identity, per the RNIV)."""
+    """What forms, documents and the DMP connector need of a record: identity traits, contact
+    and médecin traitant for the DLU, birth date for the norms; IPP, identity status and INS for
+    a document's header and the DMP (the INS only with a qualifiée identity, per the RNIV); the
+    patient's opposition to DMP feeding."""
 
     id: uuid.UUID
     structure_id: str
@@ -55,8 +56,11 @@ class PatientFacts(BaseModel):
     contact: Contact
     medecin_traitant: PhysicianRef | None = None
     ipp: str | None = None
-    identity_status: str | None = None
-    ins: InsFacts | None = None
+    identity_status: Literal["provisoire", "recuperee", "validee", "qualifiee"] = "provisoire"
+    ins: InsFacts | None = Field(
+        default=None, description="The INS, only when the identity is qualifiée (RNIV)"
+    )
+    dmp_opposition: bool = False
 
 
 @router.get("/{patient_id}", response_model=PatientFacts)
@@ -93,6 +97,7 @@ async def read_for_service(
         active=patient.active,
         traits=FactsTraits.model_validate(patient.traits.model_dump()),
         contact=patient.contact,
+        dmp_opposition=patient.dmp_opposition,
         medecin_traitant=(
             PhysicianRef(rpps=physician.rpps, display_name=physician.display_name)
             if physician is not None

@@ -144,6 +144,9 @@ class PatientOut(BaseModel):
     active: bool
     merged_into: uuid.UUID | None
     merged_from: list[uuid.UUID]
+    dmp_opposition: bool = Field(
+        default=False, description="The patient opposes feeding their DMP: documents are not sent"
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -311,3 +314,9 @@ class CorrespondentIn(BaseModel):
     specialty: SafeText | None = Field(default=None, max_length=100)
 
     _rpps = field_validator("rpps")(check_rpps)
+
+
+class DmpOppositionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    opposed: bool = Field(description="true: the patient opposes feeding their DMP; false: lifted")

@@ -13,6 +13,10 @@ from pydantic import BaseModel
 from bsante.chassis.messaging import EventRouter, UnitOfWork
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import (
+    DmpDocumentSubmitted,
+    DmpDocumentUpdated,
+    DmpOppositionRecorded,
+    DmpSubmissionFailed,
     DocumentSigned,
     ExternalDocumentAttached,
     FormCompleted,
@@ -31,6 +35,10 @@ KINDS = (
     "form_completed",
     "document_signed",
     "document_attached",
+    "dmp_opposition",
+    "dmp_submitted",
+    "dmp_updated",
+    "dmp_failed",
 )
 
 
@@ -238,4 +246,68 @@ def register(events: EventRouter) -> None:
             summary=attached_summary(p),
             ref=Ref(type="document", id=str(p.document_id)),
             by=p.attached_by,
+        )
+
+    @events.on(DmpOppositionRecorded)
+    async def on_dmp_opposition(
+        uow: UnitOfWork, envelope: Envelope, p: DmpOppositionRecorded
+    ) -> None:
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="dmp_opposition",
+            summary="Opposition à l'alimentation du DMP enregistrée."
+            if p.opposed
+            else "Opposition à l'alimentation du DMP levée.",
+            ref=Ref(type="patient", id=str(p.patient_id)),
+            by=p.recorded_by,
+            at=p.recorded_at,
+        )
+
+    @events.on(DmpDocumentSubmitted)
+    async def on_dmp_submitted(
+        uow: UnitOfWork, envelope: Envelope, p: DmpDocumentSubmitted
+    ) -> None:
+        replaced = " (nouvelle version)" if p.replaces_unique_id else ""
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="dmp_submitted",
+            summary=f"Document envoyé au DMP{replaced}.",
+            ref=Ref(type="document", id=str(p.document_id)),
+            by=None,
+            at=p.submitted_at,
+        )
+
+    @events.on(DmpDocumentUpdated)
+    async def on_dmp_updated(uow: UnitOfWork, envelope: Envelope, p: DmpDocumentUpdated) -> None:
+        summary = (
+            "Document retiré du DMP."
+            if p.operation == "withdraw"
+            else "Visibilité du document dans le DMP modifiée."
+        )
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="dmp_updated",
+            summary=summary,
+            ref=Ref(type="document", id=str(p.document_id)),
+            by=p.updated_by,
+            at=p.updated_at,
+        )
+
+    @events.on(DmpSubmissionFailed)
+    async def on_dmp_failed(uow: UnitOfWork, envelope: Envelope, p: DmpSubmissionFailed) -> None:
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="dmp_failed",
+            summary="L'envoi du document au DMP a échoué : voir son statut.",
+            ref=Ref(type="document", id=str(p.document_id)),
+            by=None,
+            at=p.failed_at,
         )

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from bsante.chassis.auth import Principal
+from bsante.contracts.events import DmpOppositionRecorded
 from bsante.patient import domain, repository
 from bsante.patient.annotations import Correspondent, CorrespondentRole
 from bsante.patient.domain import Contact, PatientRecord, Traits, new_patient
@@ -19,6 +20,7 @@ from bsante.patient.handlers.common import (
     insert_new,
     load,
     load_active,
+    require_active,
 )
 from bsante.patient.identity.nir import (
     InvalidMatriculeError,
@@ -134,6 +136,31 @@ async def update_contact(
         await emit_updated(uow, updated, ["contact"], principal.user_id)
         await audit(uow, principal, patient_id, "update")
     return updated, version
+
+
+async def record_dmp_opposition(
+    ports: Ports, principal: Principal, patient_id: str, opposed: bool, expected: int | None
+) -> tuple[PatientRecord, int]:
+    """The patient's opposition to feeding their DMP, or its lifting (audited, evented)."""
+    patient, version = await load(ports, principal, patient_id)
+    require_active(patient)
+    updated = patient.model_copy(update={"dmp_opposition": opposed}).logged(
+        principal.user_id, "dmp_opposition_recorded" if opposed else "dmp_opposition_lifted"
+    )
+    async with ports.unit_of_work() as uow:
+        saved = await repository.save(uow.tx, updated, version if expected is None else expected)
+        await uow.emit(
+            DmpOppositionRecorded(
+                patient_id=patient.id,
+                opposed=opposed,
+                recorded_by=principal.user_id,
+                recorded_at=ports.clock(),
+            ),
+            structure_id=patient.structure_id,
+            subject_id=str(patient.id),
+        )
+        await audit(uow, principal, patient_id, "update")
+    return updated, saved
 
 
 async def read_patient(
