@@ -77,7 +77,12 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.OPERATIONS,
         topics.DOCUMENTS,  # consumed by sla-monitor (usage indicators)
     }
-    assert m.get("sla-monitor").consumes == (topics.DOCUMENTS, topics.OPERATIONS, topics.PATIENT)
+    assert m.get("sla-monitor").consumes == (
+        topics.DMP_CONNECTOR,
+        topics.DOCUMENTS,
+        topics.OPERATIONS,
+        topics.PATIENT,
+    )
     assert events  # registers the events
     # Topics whose producer is not in the manifest yet (its contract landed first).
     planned: set[str] = set()
@@ -193,3 +198,10 @@ def test_a_new_service_reaches_the_helm_chart(tmp_path: Path) -> None:
     assert "    mssante:\n      cidrs: []\n" in (chart / "values.yaml").read_text()
     assert '"letters"' in (chart / "values.schema.json").read_text()
     assert '"name": "letters"' in (chart / "files/manifest.json").read_text()
+
+
+def test_every_scope_a_service_asks_exists() -> None:
+    from bsante.contracts.permissions import ServiceScope
+
+    for entry in load().services:
+        assert set(entry.scopes) <= {s.value for s in ServiceScope}, entry.name

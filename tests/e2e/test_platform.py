@@ -184,7 +184,12 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
     secret = "e2e-" + os.urandom(16).hex()
     (tmp_path / "forms.secret").write_text(secret)
     clients = {"forms": {"scopes": ["patient:read"], "secret_file": str(tmp_path / "forms.secret")}}
-    identity_env = {**env("IDENTITY", "identity"), "IDENTITY_SERVICE_CLIENTS": json.dumps(clients)}
+    identity_env = {
+        **env("IDENTITY", "identity"),
+        "IDENTITY_SERVICE_CLIENTS": json.dumps(clients),
+        # Run alone, identity seeds nothing unless asked (the demo accounts log in below).
+        "IDENTITY_SEED_DEMO": "true",
+    }
     forms_env = {
         **env("FORMS", "forms"),
         "FORMS_PATIENT_URL": urls["patient"],

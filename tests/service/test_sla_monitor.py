@@ -94,7 +94,7 @@ async def test_probes_store_results_and_every_target_is_up(sla: Platform) -> Non
     m = monitor_of(sla)
     names = {t.name for t in m.prober.targets}
     assert {"health:identity", "health:patient", "health:sla-monitor", "health:forms"} <= names
-    assert {"synthetic:login", "synthetic:patient_read"} <= names
+    assert {"synthetic:login", "synthetic:patient_read", "synthetic:document_rendering"} <= names
     at = datetime.now(UTC) - timedelta(minutes=10)
     for n in range(3):
         report = await m.cycle(at=at + timedelta(seconds=30 * n))
@@ -524,3 +524,21 @@ async def test_the_escalation_watch_reaches_every_open_ticket(sla: Platform) -> 
     breached = await events_of(sla, "SlaBreached", count=clocks)
     assert {b["payload"]["subject_id"] for b in breached} == {t["id"] for t in tickets}
     assert await support.watch_tickets(svc.messaging, datetime.now(UTC), batch=1) == 0
+
+
+async def test_document_rendering_is_a_synthetic_transaction(sla: Platform) -> None:
+    """The rendering probe renders a sample PDF/A through documents' own path; a documents
+    service that cannot render makes that synthetic transaction fail, the others stay up."""
+    rendered = await sla.client.post("/api/documents/probes/rendering", headers=admin(sla))
+    assert rendered.status_code == 200, rendered.text
+    assert rendered.json()["media_type"] == "application/pdf" and rendered.json()["size"] > 1000
+    doctor = sla.as_role("medecin")
+    assert (await sla.client.post("/api/documents/probes/rendering", headers=doctor)).status_code == 403
+
+    m = monitor_of(sla)
+    peers = m.prober.peers
+    assert isinstance(peers, probes.InProcessPeers)
+    peers._clients["documents"] = httpx.AsyncClient(transport=Broken(), base_url="http://documents")
+    report = await m.cycle(at=datetime.now(UTC))
+    down = {r.target.name for r in report.results if not r.up}
+    assert down == {"synthetic:document_rendering", "health:documents"}

@@ -255,6 +255,7 @@ def schema(m: Manifest) -> dict[str, Any]:
                             "enabled": _BOOL,
                             "image": {"enum": [e.name for e in deployed(m)]},
                             "module": {"type": "string", "pattern": "^bsante\\.[a-z_.]+$"},
+                            "args": {"type": "array", "items": _STRING},
                             "ports": {
                                 "type": "array",
                                 "minItems": 1,

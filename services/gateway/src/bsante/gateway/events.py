@@ -47,8 +47,7 @@ class Streamed:
     user_field: str | None = None  # audience "user": the payload field naming the user
 
 
-# Adding an event to the stream is one line here (DMP and MSSanté statuses come with their
-# connectors; SLA alerts with the sla-monitor's alert event).
+# Adding an event to the stream is one line here (MSSanté statuses come with their connector).
 STREAMED: dict[str, Streamed] = {
     "CardInserted": Streamed(
         "card.inserted", "user", Action.EDIT_PATIENT,
@@ -65,12 +64,46 @@ STREAMED: dict[str, Streamed] = {
         "document.signed", "structure", Action.READ_PATIENT,
         ("document_id", "set_id", "version", "patient_id", "type_code", "signed_at"),
     ),
+    "DmpDocumentSubmitted": Streamed(
+        "document.dmp_submitted", "structure", Action.READ_PATIENT,
+        ("document_id", "patient_id", "unique_id", "duplicate", "submitted_at"),
+    ),
+    "DmpSubmissionFailed": Streamed(
+        "document.dmp_failed", "structure", Action.READ_PATIENT,
+        ("document_id", "patient_id", "operation", "error_code", "failed_at"),
+    ),
+    "DmpDocumentUpdated": Streamed(
+        "document.dmp_updated", "structure", Action.READ_PATIENT,
+        ("document_id", "patient_id", "operation", "visibility", "updated_at"),
+    ),
     "JobFailed": Streamed(
         "ops.job_failed", "ops", Action.MANAGE_PLATFORM,
         ("service", "kind", "reason", "failed_at"),
     ),
+    "IncidentOpened": Streamed(
+        "ops.incident_opened", "ops", Action.MANAGE_PLATFORM,
+        ("incident_id", "scope", "priority", "first_failed_at", "restoration_deadline"),
+    ),
+    "IncidentClosed": Streamed(
+        "ops.incident_closed", "ops", Action.MANAGE_PLATFORM,
+        ("incident_id", "scope", "restored_at", "within_restoration_target"),
+    ),
+    "SlaDeadlineNear": Streamed(
+        "ops.sla_deadline_near", "ops", Action.MANAGE_PLATFORM,
+        ("subject_kind", "subject_id", "indicator", "deadline"),
+    ),
+    "SlaBreached": Streamed(
+        "ops.sla_breached", "ops", Action.MANAGE_PLATFORM,
+        ("subject_kind", "subject_id", "indicator", "deadline", "detected_at"),
+    ),
 }  # fmt: skip
-TOPICS = (topics.CARD_BRIDGE, topics.DOCUMENTS, topics.OPERATIONS)
+TOPICS = (
+    topics.CARD_BRIDGE,
+    topics.DOCUMENTS,
+    topics.DMP_CONNECTOR,
+    topics.OPERATIONS,
+    topics.SLA_MONITOR,
+)
 HEARTBEAT_SECONDS = 15.0
 # Events older than the gateway (a consumer group reading the log for the first time) are not
 # live news: skipped.

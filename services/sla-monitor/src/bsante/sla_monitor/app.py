@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -83,6 +85,15 @@ def build_embedded(context: EmbeddedContext) -> Service[SlaMonitorSettings]:
     settings = SlaMonitorSettings(
         store_url=context.store_url("sla-monitor"), bus_url=context.bus_url
     )
+    if not settings.synthetic_username:
+        # The demo structure administrator identity seeds in the embedded platform (it may
+        # read a patient record and view the SLA): the synthetic transactions run in `make run`.
+        settings = settings.model_copy(
+            update={
+                "synthetic_username": "admin@tilleuls.demo",
+                "synthetic_password": SecretStr("Tilleuls-Demo-2026"),
+            }
+        )
     names = [e.name for e in load().of_kind("service")]
     peers = probes.InProcessPeers(context.transport, settings.probe_timeout_seconds)
     svc = build(settings, jwks=context.jwks, peers=peers, probed=names)

@@ -123,11 +123,24 @@ async def _patient_read(peers: Peers, session: Session) -> None:
         raise ProbeFailed(f"patient read answered {response.status_code}")
 
 
-# In order: a transaction may use what an earlier one left in the session. Document rendering
-# joins this list (requires=("identity", "documents")) once the documents service is deployed.
+async def _document_rendering(peers: Peers, session: Session) -> None:
+    if session.token is None:
+        raise ProbeFailed("no token (login failed)")
+    # A sample report (no one's data) rendered to PDF/A by the documents service's own path.
+    response = await peers.client("documents").post(
+        "/probes/rendering", headers={"Authorization": f"Bearer {session.token}"}
+    )
+    if response.status_code != 200:
+        raise ProbeFailed(f"document rendering answered {response.status_code}")
+    if response.json().get("size", 0) <= 0:
+        raise ProbeFailed("document rendering produced nothing")
+
+
+# In order: a transaction may use what an earlier one left in the session.
 SYNTHETIC: list[Synthetic] = [
     Synthetic("login", ("identity",), _login),
     Synthetic("patient_read", ("identity", "patient"), _patient_read),
+    Synthetic("document_rendering", ("identity", "documents"), _document_rendering),
 ]
 
 
