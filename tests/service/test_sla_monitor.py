@@ -533,7 +533,9 @@ async def test_document_rendering_is_a_synthetic_transaction(sla: Platform) -> N
     assert rendered.status_code == 200, rendered.text
     assert rendered.json()["media_type"] == "application/pdf" and rendered.json()["size"] > 1000
     doctor = sla.as_role("medecin")
-    assert (await sla.client.post("/api/documents/probes/rendering", headers=doctor)).status_code == 403
+    assert (
+        await sla.client.post("/api/documents/probes/rendering", headers=doctor)
+    ).status_code == 403
 
     m = monitor_of(sla)
     peers = m.prober.peers

@@ -36,7 +36,7 @@ def test_every_streamed_event_is_a_registered_contract_on_a_streamed_topic() -> 
     for event_type, streamed in STREAMED.items():
         assert event_type in specs, event_type
         assert specs[event_type].topic in TOPICS, event_type
-        fields = set(specs[event_type].model.model_fields)
+        fields = set(specs[event_type].payload.model_fields)
         assert set(streamed.fields) <= fields, (event_type, set(streamed.fields) - fields)
 
 

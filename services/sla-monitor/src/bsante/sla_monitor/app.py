@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
 from datetime import timedelta
 from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
 
 from bsante.chassis.auth import JwksSource
 from bsante.chassis.embedded import EmbeddedContext
