@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
-PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/gateway services/documents platform
+PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/mss-connector services/gateway services/documents platform
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

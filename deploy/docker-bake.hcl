@@ -7,7 +7,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["identity", "patient", "sla-monitor", "forms", "gateway"]
+  targets = ["identity", "patient", "sla-monitor", "forms", "mss-connector", "gateway"]
 }
 
 target "_service" {
@@ -37,6 +37,12 @@ target "forms" {
   inherits = ["_service"]
   args     = { SERVICE = "forms", MODULE = "bsante.forms" }
   tags     = ["bsante/forms:${TAG}"]
+}
+
+target "mss-connector" {
+  inherits = ["_service"]
+  args     = { SERVICE = "mss-connector", MODULE = "bsante.mss_connector" }
+  tags     = ["bsante/mss-connector:${TAG}"]
 }
 
 target "gateway" {

@@ -25,6 +25,13 @@ from bsante.contracts.events.identity import (
     UserLockedOut,
     UserLoggedIn,
 )
+from bsante.contracts.events.mss_connector import (
+    MssDeliveryFailed,
+    MssMessageAcknowledged,
+    MssMessageReceived,
+    MssMessageSent,
+    MssRecipientStatus,
+)
 from bsante.contracts.events.operations import JobFailed, JobFailureReason
 from bsante.contracts.events.patient import (
     IdentityStatus,
@@ -65,5 +72,10 @@ __all__ = [
     "ExternalDocumentAttached",
     "MssRecipient",
     "JobFailed",
+    "MssDeliveryFailed",
+    "MssMessageAcknowledged",
+    "MssMessageReceived",
+    "MssMessageSent",
+    "MssRecipientStatus",
     "JobFailureReason",
 ]
