@@ -21,12 +21,14 @@ $(VENV)/.dev: $(VENV)/.installed
 	touch $@
 
 # Debian libraries the documents toolkit loads (WeasyPrint: pango and harfbuzz's font subsetter;
-# PDF font: DejaVu through fontconfig). Installed only when missing and when running as root
-# (CI, fresh machines).
-DEBIAN_PACKAGES := fontconfig fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+# PDF font: DejaVu through fontconfig), and Dovecot's IMAP server (the mss-connector's tests and
+# the MSSanté operator simulator of `make run`). Installed only when missing and when running
+# as root (CI, fresh machines).
+DEBIAN_PACKAGES := fontconfig fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 dovecot-imapd
 debian-packages:
 	@if ! { command -v fc-match >/dev/null && fc-list | grep -q DejaVuSans && \
-	        ldconfig -p | grep -q libpangoft2-1.0 && ldconfig -p | grep -q libharfbuzz-subset; }; then \
+	        ldconfig -p | grep -q libpangoft2-1.0 && ldconfig -p | grep -q libharfbuzz-subset && \
+	        { command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; }; }; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); \
 	  else echo "missing Debian packages, install: $(DEBIAN_PACKAGES)" >&2; exit 1; fi; \

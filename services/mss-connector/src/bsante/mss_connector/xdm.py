@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import stat
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -114,7 +117,7 @@ def _classification(
     node = etree.SubElement(
         parent,
         _q("Classification"),
-        id=f"urn:uuid:{uuid.uuid4()}",
+        id=_next_id(),
         classificationScheme=scheme,
         classifiedObject=obj,
         nodeRepresentation=code,
@@ -132,13 +135,26 @@ def _external_id(parent: etree._Element, scheme: str, obj: str, value: str, name
     node = etree.SubElement(
         parent,
         _q("ExternalIdentifier"),
-        id=f"urn:uuid:{uuid.uuid4()}",
+        id=_next_id(),
         identificationScheme=scheme,
         registryObject=obj,
         value=value,
         objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier",
     )
     _name(node, name)
+
+
+_ids: ContextVar[Iterator[str]] = ContextVar("xdm_ids")
+
+
+def _next_id() -> str:
+    return next(_ids.get())
+
+
+def _id_sequence(seed: str) -> Iterator[str]:
+    """Object ids derived from the submission (UUID v5): the same input, the same package."""
+    for n in itertools.count():
+        yield f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, f'{seed}.{n}')}"
 
 
 def _xds_time(hl7: str) -> str:
@@ -160,6 +176,29 @@ def build_metadata(
     recipients: list[str],
 ) -> bytes:
     """METADATA.XML for these documents (one patient), as an lcm:SubmitObjectsRequest."""
+    token = _ids.set(_id_sequence(submission_unique_id))
+    try:
+        return _build_metadata(
+            documents,
+            submission_unique_id=submission_unique_id,
+            source_id=source_id,
+            submitted_at=submitted_at,
+            author_person=author_person,
+            recipients=recipients,
+        )
+    finally:
+        _ids.reset(token)
+
+
+def _build_metadata(
+    documents: list[PackedDocument],
+    *,
+    submission_unique_id: str,
+    source_id: str,
+    submitted_at: datetime,
+    author_person: str | None,
+    recipients: list[str],
+) -> bytes:
     request = etree.Element(_q("SubmitObjectsRequest", LCM), nsmap={"lcm": LCM, "rim": RIM})
     objects = etree.SubElement(request, _q("RegistryObjectList"))
     first = documents[0].header
@@ -437,6 +476,14 @@ def read_package(data: bytes) -> XdmPackage:
         if sum(i.file_size for i in infos) > MAX_TOTAL_BYTES:
             raise InvalidPackage("package expands beyond the limit")
         names = {_safe_name(i): i for i in infos if not i.is_dir()}
+        for info in names.values():
+            # Declared sizes first (read_limited checks them against the bytes read).
+            if info.file_size > MAX_ENTRY_BYTES:
+                raise InvalidPackage(f"entry too large: {info.filename[:80]}")
+            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
+                raise InvalidPackage(
+                    f"compression ratio too high (zip bomb?): {info.filename[:80]}"
+                )
         metadata_name = next((n for n in names if n.upper() == METADATA), None)
         if metadata_name is None:
             raise InvalidPackage("no IHE_XDM/SUBSET01/METADATA.XML")
