@@ -243,7 +243,7 @@ class Poller:
                 MssMessageReceived(
                     inbound_id=identifier,
                     mailbox=self.mailbox.address,
-                    outcome=outcome,  # type: ignore[arg-type]
+                    outcome=outcome,
                     document_count=len(data["documents"]),
                     reason=reason,
                     received_at=now,

@@ -160,18 +160,22 @@ def read_report(msg: Message) -> list[Report]:
     """The reports of a multipart/report (empty for any other message)."""
     if msg.get_content_type() != "multipart/report" or not msg.is_multipart():
         return []
-    report_type = (msg.get_param("report-type") or "").lower()
+    param = msg.get_param("report-type")
+    report_type = param.lower() if isinstance(param, str) else ""
     reports: list[Report] = []
-    parts = msg.get_payload()
+    payload = msg.get_payload()
+    parts: list[Message] = (
+        [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+    )
     original_id = ""
-    for part in parts if isinstance(parts, list) else []:
+    for part in parts:
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 original_id = bare_id(inner[0].get("Message-ID"))
             elif isinstance(inner, str):
                 original_id = bare_id(parse(inner.encode("utf-8", "replace")).get("Message-ID"))
-    for part in parts if isinstance(parts, list) else []:
+    for part in parts:
         ctype = part.get_content_type()
         if (
             report_type == "disposition-notification"

@@ -125,8 +125,9 @@ async def on_document_signed(
         }
         if mailbox is None:
             data["state"] = "failed"
-            for r in chunk:
-                r["status"], r["reason"] = "failed", "no MSSanté mailbox for the structure"
+            for entry in chunk:
+                entry["status"] = "failed"
+                entry["reason"] = "no MSSanté mailbox for the structure"
         else:
             data["message_id"] = mail.message_id(
                 document_ids, [r["address"] for r in chunk], mailbox.address
@@ -329,14 +330,14 @@ async def record_sent(uow: UnitOfWork, key: str, outcome: SendOutcome) -> None:
             r.update(status="failed", reason=reason, updated_at=now)
             failures.append((i, "policy", reason))
     for address in outcome.accepted:
-        i = position.get(address)
-        if i is not None and recipients[i]["status"] == "pending":
-            recipients[i].update(status="sent", updated_at=now, delivered_to=address)
+        found = position.get(address)
+        if found is not None and recipients[found]["status"] == "pending":
+            recipients[found].update(status="sent", updated_at=now, delivered_to=address)
     for address, reply in outcome.refused.items():
-        i = position.get(address)
-        if i is not None:
-            recipients[i].update(status="failed", reason=reply, updated_at=now)
-            failures.append((i, "smtp", reply))
+        found = position.get(address)
+        if found is not None:
+            recipients[found].update(status="failed", reason=reply, updated_at=now)
+            failures.append((found, "smtp", reply))
     sent = any(r["status"] == "sent" for r in recipients)
     data.update(
         recipients=recipients,
@@ -364,7 +365,7 @@ async def record_sent(uow: UnitOfWork, key: str, outcome: SendOutcome) -> None:
                 message_id=outcome.message_id,
                 patient_id=data["patient_id"],
                 recipient_index=index,
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 reason=reason[:300],
                 failed_at=datetime.now(UTC),
             ),

@@ -167,15 +167,14 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or envelope.content
-        if isinstance(raw, str):
-            raw = raw.encode()
+        content = envelope.original_content or envelope.content or b""
+        raw = content.encode() if isinstance(content, str) else bytes(content)
         self.peer.stats.transactions += 1
-        self.peer.stats.received.append(bytes(raw))
+        self.peer.stats.received.append(raw)
         if self.peer.data_reply is not None:
             return self.peer.data_reply
         for rcpt in envelope.rcpt_tos:
-            self.peer.deliver_local(rcpt, bytes(raw), sender=str(envelope.mail_from or ""))
+            self.peer.deliver_local(rcpt, raw, sender=str(envelope.mail_from or ""))
         return "250 2.0.0 accepted"
 
 

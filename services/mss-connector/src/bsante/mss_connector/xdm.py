@@ -533,7 +533,7 @@ def read_package(data: bytes) -> XdmPackage:
             )
             author = next(
                 (
-                    (_slot_values(node, "authorPerson") or [None])[0]
+                    next(iter(_slot_values(node, "authorPerson")), None)
                     for node in entry.findall(_q("Classification"))
                     if node.get("classificationScheme") == DE_AUTHOR
                 ),
@@ -546,7 +546,7 @@ def read_package(data: bytes) -> XdmPackage:
                     mime_type=entry.get("mimeType") or "application/octet-stream",
                     type_code=type_code,
                     title=None if title_node is None else title_node.get("value"),
-                    creation_time=(_slot_values(entry, "creationTime") or [None])[0],
+                    creation_time=next(iter(_slot_values(entry, "creationTime")), None),
                     patient_id=patient,
                     author=author,
                 )
