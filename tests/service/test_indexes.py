@@ -21,6 +21,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from kit import MEDECIN, TILLEULS, Platform, eventually  # type: ignore[import-not-found]
 
+from bsante.chassis.jobs import INDEXES as JOB_INDEXES
 from bsante.chassis.service import Service
 from bsante.chassis.store import Index, Store
 from bsante.chassis.store.sqlite import SqliteStore
@@ -29,6 +30,7 @@ from bsante.forms import repository as forms_repository
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.identity import app as identity_app
+from bsante.mss_connector import app as mss_app
 from bsante.patient import repository as patient_repository
 from bsante.platform.embedded import build_services
 from bsante.sla_monitor import usage
@@ -39,6 +41,7 @@ DECLARED: dict[str, list[Index]] = {
     "patient": patient_repository.INDEXES,
     "forms": forms_repository.INDEXES,
     "sla-monitor": usage.INDEXES,
+    "mss-connector": [*mss_app.INDEXES, *JOB_INDEXES],
 }
 # The collections the workload must have queried: a route that stops querying (or a workload
 # that stops reaching it) shows here rather than passing unnoticed.
@@ -48,6 +51,7 @@ QUERIED = {
     "patient": {"patients", "postits", "correspondents", "timeline"},
     "forms": {"submissions"},
     "sla-monitor": {"usage_daily"},
+    "mss-connector": {"mss_messages", "mss_inbound", "_jobs"},
 }
 CARD: dict[str, Any] = {
     "workstation_id": "ws-1",
@@ -249,6 +253,17 @@ async def test_every_query_of_the_workload_is_backed_by_a_declared_index(
     pid = await patient_workload(platform, doctor)
     await forms_workload(platform, doctor, pid)
     await identity_workload(platform, admin, doctor, pid)
+    ok(
+        await platform.client.get(
+            "/api/mss-connector/messages", params={"patient_id": pid}, headers=doctor
+        )
+    )
+    for state in ("to_match", "quarantined"):
+        ok(
+            await platform.client.get(
+                "/api/mss-connector/inbox", params={"state": state}, headers=doctor
+            )
+        )
 
     async def counted() -> bool:
         usage_page = ok(

@@ -25,6 +25,7 @@ from bsante.mss_connector.documents import DocumentsPort, HttpDocuments
 from bsante.mss_connector.settings import MssConnectorSettings
 
 SCOPES = [ServiceScope.DOCUMENTS_READ, ServiceScope.DOCUMENTS_ATTACH]
+INDEXES = [*outbound.INDEXES, *inbound.INDEXES]
 
 
 def build(
@@ -72,7 +73,7 @@ def build(
             inbound.attach_kind(store, blobs, documents),
             inbound.reply_kind(settings, store, blobs),
         ],
-        indexes=[*outbound.INDEXES, *inbound.INDEXES],
+        indexes=INDEXES,
         jwks=jwks,
         standalone=standalone,
         on_start=on_start,
