@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from fastapi import APIRouter
 from pydantic import SecretStr
 
 from bsante.chassis.auth import JwksSource
@@ -40,6 +42,7 @@ def build(
     blobs: BlobStore | None = None,
     on_start: Any = (),
     on_stop: Any = (),
+    routers: Sequence[APIRouter] = (),
 ) -> Service[MssConnectorSettings]:
     """`documents` replaces the documents service (tests); the transports reach it and
     identity in-process (embedded platform)."""
@@ -64,7 +67,7 @@ def build(
     svc: Service[MssConnectorSettings] = Service(
         settings,
         title="Bureautique Santé — mss-connector",
-        routers=[http.router],
+        routers=[http.router, *routers],
         events=events,
         store=store,
         blobs=blobs,
@@ -133,4 +136,5 @@ def build_embedded(context: EmbeddedContext) -> Service[MssConnectorSettings]:
         token_transport=context.transport("identity"),
         on_start=[start_operator],
         on_stop=[stop_operator],
+        routers=[simulator.operator_router(operator)],
     )

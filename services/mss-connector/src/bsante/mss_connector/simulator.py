@@ -23,7 +23,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -31,8 +31,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from pydantic import SecretStr
+from fastapi import APIRouter
+from pydantic import BaseModel, SecretStr
 
+from bsante.chassis.auth import Principal, allowed
+from bsante.chassis.errors import NotFoundError
+from bsante.contracts.permissions import Action
 from bsante.mss_connector import dovecot
 from bsante.mss_connector.settings import Mailbox, StructureMailboxes
 
@@ -432,3 +436,49 @@ def acknowledgements(raw: bytes, *, recipient: str) -> list[EmailMessage]:
         mdn.attach(notification)  # type: ignore[arg-type]
         replies.append(mdn)
     return replies
+
+
+# -- the operator's mailboxes over HTTP (embedded platform only) ----------------------------
+
+
+class SimulatedMessage(BaseModel):
+    message_id: str
+    sender: str
+    subject: str
+    content_type: str
+    attachments: list[str]
+
+
+class SimulatedMailbox(BaseModel):
+    address: str
+    messages: list[SimulatedMessage]
+
+
+def operator_router(operator: Operator) -> APIRouter:
+    """`GET /simulator/mailboxes/{address}`: what the loopback operator holds for a demo
+    mailbox (the demo correspondent's shows what was sent to it); platform operators only."""
+    router = APIRouter(prefix="/simulator", tags=["mssante simulator"])
+
+    @router.get("/mailboxes/{address}", response_model=SimulatedMailbox)
+    async def mailbox_view(
+        address: str, _: Annotated[Principal, allowed(Action.MANAGE_PLATFORM)]
+    ) -> SimulatedMailbox:
+        if operator.local_user(address) is None:
+            raise NotFoundError("No such mailbox at the simulated operator")
+        items: list[SimulatedMessage] = []
+        for raw in await asyncio.to_thread(operator.messages, address):
+            msg = BytesParser(policy=policy.default).parsebytes(raw)
+            items.append(
+                SimulatedMessage(
+                    message_id=str(msg.get("Message-ID") or "").strip(),
+                    sender=str(msg.get("From") or ""),
+                    subject=str(msg.get("Subject") or ""),
+                    content_type=msg.get_content_type(),
+                    attachments=[p.get_filename() or "" for p in msg.iter_attachments()]
+                    if msg.is_multipart()
+                    else [],
+                )
+            )
+        return SimulatedMailbox(address=address.lower(), messages=items)
+
+    return router
