@@ -158,6 +158,7 @@ class Dovecot:
 
     def maildir(self, user: str) -> mailbox.Maildir:
         path = self.mail_root / user
+        path.parent.mkdir(parents=True, exist_ok=True)
         box = mailbox.Maildir(path, create=True)
         self._own(path)
         return box
