@@ -25,7 +25,7 @@ def jobs_router(store: Store, *, prefix: str = "/ops/jobs") -> APIRouter:
         state: JobState | None = None,
         kind: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
         jobs, total = await list_jobs(store, state=state, kind=kind, limit=limit, offset=offset)
         # The list leaves the payloads out; inspect one job to see its payload.

@@ -5,7 +5,6 @@ followed per recipient."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,11 +44,6 @@ def now_iso() -> str:
 
 class SendPayload(BaseModel):
     message_key: str
-
-
-@dataclass(frozen=True)
-class Sender:
-    mailbox: Mailbox
 
 
 def sender_for(settings: MssConnectorSettings, structure_id: str, author_id: str) -> Mailbox | None:
@@ -177,10 +171,6 @@ class SendOutcome(BaseModel):
     # The patient's placeholder -> the INS address it was sent to.
     resolved: dict[str, str] = {}
     sent_at: str
-
-
-class MessageGone(Exception):
-    pass
 
 
 def send_kind(

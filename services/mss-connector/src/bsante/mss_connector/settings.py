@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from bsante.chassis.settings import ServiceSettings
@@ -70,7 +70,3 @@ class MssConnectorSettings(ServiceSettings):
     poll_interval_seconds: float = Field(30.0, ge=0.05, le=3600)
     smtp_timeout_seconds: float = Field(30.0, gt=0, le=300)
     patient_mail_domain: str = "patient.mssante.fr"
-
-    @model_validator(mode="after")
-    def _limits(self) -> MssConnectorSettings:
-        return self

@@ -40,8 +40,14 @@ class SmtpOutcome:
     refused: dict[str, str] = field(default_factory=dict)  # address -> "code reply"
 
 
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
 def _reply(code: int, message: str) -> str:
-    return f"{code} {' '.join(message.split())}"[:300]
+    """The server's reply, bounded, addresses masked: it is kept on the job and published in
+    JobFailed, and a patient's address holds the INS."""
+    text = _ADDRESS.sub("<address>", " ".join(message.split()))
+    return f"{code} {text}"[:300]
 
 
 async def send(
