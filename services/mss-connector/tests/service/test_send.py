@@ -21,6 +21,7 @@ from mss_kit import (  # type: ignore[import-not-found]
 
 from bsante.chassis.jobs import JOBS
 from bsante.contracts.events import MssRecipient
+from bsante.mss_connector import mail
 
 
 def _parse(raw: bytes):  # type: ignore[no-untyped-def]
@@ -185,3 +186,50 @@ async def test_more_recipients_than_the_limit_make_several_messages(
     await eventually(two)
     docs = await mss.service.store.find("mss_messages")
     assert sorted(len(d.data["recipients"]) for d in docs) == [2, 10]
+
+
+@needs_dovecot
+async def test_an_error_mdn_fails_the_recipient(mss: Connector) -> None:
+    """The correspondent's software could not integrate the document: its MDN says so."""
+    mss.operator.correspondent_auto_reply = False
+    cda = signed_cda()
+    document_id = mss.documents.add(cda)
+    envelope = document_signed(
+        document_id,
+        cda,
+        recipients=[MssRecipient(kind="professional", address=CORRESPONDENT, read_receipt=True)],
+    )
+    await mss.publish(envelope)
+    await mss.wait_events("MssMessageSent")
+    received = mss.operator.messages(CORRESPONDENT)[0]
+    mdn = mail.build_mdn(
+        mail.parse(received), mailbox=CORRESPONDENT, error=("902", "Identifiant inconnu")
+    )
+    assert mdn is not None
+    mss.operator.deliver(str(mdn["To"]), mdn.as_bytes(), CORRESPONDENT)
+    failed = await mss.wait_events("MssDeliveryFailed")
+    assert failed[0].payload["source"] == "mdn" and "902" in failed[0].payload["reason"]
+    items = await mss.messages(envelope.payload["patient_id"])
+    assert items[0]["recipients"][0]["status"] == "failed"
+
+
+async def test_an_address_outside_mssante_is_refused_before_sending(mss: Connector) -> None:
+    cda = signed_cda()
+    document_id = mss.documents.add(cda)
+    envelope = document_signed(
+        document_id,
+        cda,
+        recipients=[
+            MssRecipient(kind="professional", address="someone@gmail.com"),
+            MssRecipient(kind="professional", address=CORRESPONDENT),
+        ],
+    )
+    await mss.publish(envelope)
+    sent = await mss.wait_events("MssMessageSent")
+    assert sent[0].payload["recipient_count"] == 1
+    failed = await mss.wait_events("MssDeliveryFailed")
+    assert failed[0].payload["source"] == "policy"
+    assert failed[0].payload["reason"] == "not an MSSanté address"
+    assert mss.operator.smtp is not None
+    [raw] = mss.operator.smtp.stats.received
+    assert b"gmail.com" not in raw

@@ -35,7 +35,8 @@ INDEXES = [
     Index(MESSAGES, ("message_id",), unique=True),
     Index(MESSAGES, ("structure_id", "patient_id", "created_at")),
 ]
-PATIENT_PLACEHOLDER = "patient:"  # the patient's address is resolved from the CDA's INS
+PATIENT_PLACEHOLDER = "patient:"
+MSSANTE_DOMAIN = "mssante.fr"  # the patient's address is resolved from the CDA's INS
 
 
 def now_iso() -> str:
@@ -83,14 +84,18 @@ async def on_document_signed(
         if address in seen:
             continue
         seen.add(address)
+        # Only the MSSanté domain is reachable through an MSSanté operator.
+        valid = r.kind == "patient" or (
+            "@" in address and address.rsplit("@", 1)[1].endswith(MSSANTE_DOMAIN)
+        )
         recipients.append(
             {
                 "address": address,
                 "kind": r.kind,
                 "directory_id": r.directory_id,
                 "read_receipt": r.read_receipt,
-                "status": "pending",
-                "reason": None,
+                "status": "pending" if valid else "failed",
+                "reason": None if valid else "not an MSSanté address",
                 "updated_at": now_iso(),
             }
         )
@@ -126,7 +131,25 @@ async def on_document_signed(
             data["message_id"] = mail.message_id(
                 document_ids, [r["address"] for r in chunk], mailbox.address
             )
+            if all(entry["status"] == "failed" for entry in chunk):
+                data["state"] = "failed"
         if await uow.tx.insert_if_absent(MESSAGES, key, data) is None:
+            continue
+        for index, entry in enumerate(chunk):
+            if mailbox is not None and entry["status"] == "failed":
+                await uow.emit(
+                    MssDeliveryFailed(
+                        message_id=data["message_id"],
+                        patient_id=event.patient_id,
+                        recipient_index=index,
+                        source="policy",
+                        reason=entry["reason"],
+                        failed_at=datetime.now(UTC),
+                    ),
+                    structure_id=structure,
+                    subject_id=key,
+                )
+        if mailbox is not None and all(entry["status"] == "failed" for entry in chunk):
             continue
         if mailbox is None:
             await uow.emit(
@@ -238,6 +261,8 @@ async def send_message(
     resolved: dict[str, str] = {}
     for r in data["recipients"]:
         address = r["address"]
+        if r["status"] != "pending":
+            continue  # refused when the message was recorded
         if address.startswith(PATIENT_PLACEHOLDER):
             if not header.qualified_ins or not header.patient_ins:
                 policy_refused[address] = "the patient's INS is not qualifiée"
