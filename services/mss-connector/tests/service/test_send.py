@@ -20,6 +20,7 @@ from mss_kit import (  # type: ignore[import-not-found]
 )
 
 from bsante.chassis.jobs import JOBS
+from bsante.chassis.store import Query
 from bsante.contracts.events import MssRecipient
 from bsante.mss_connector import mail
 
@@ -233,3 +234,42 @@ async def test_an_address_outside_mssante_is_refused_before_sending(mss: Connect
     assert mss.operator.smtp is not None
     [raw] = mss.operator.smtp.stats.received
     assert b"gmail.com" not in raw
+
+
+async def test_a_recipient_refused_alone_with_a_4xx_gets_a_later_round(mss: Connector) -> None:
+    other = "dr.second@demo.mssante.fr"
+    assert mss.operator.smtp is not None
+    mss.operator.passwords[other] = "unused"  # a mailbox of the operator
+    refusals = ["452 4.2.2 mailbox full"]
+    mss.operator.smtp.rcpt_rule = lambda address: (
+        refusals.pop() if address == other and refusals else None
+    )
+    cda = signed_cda()
+    document_id = mss.documents.add(cda)
+    envelope = document_signed(
+        document_id,
+        cda,
+        recipients=[
+            MssRecipient(kind="professional", address=CORRESPONDENT),
+            MssRecipient(kind="professional", address=other),
+        ],
+    )
+    await mss.publish(envelope)
+    await mss.wait_events("MssMessageSent")
+
+    async def second_round() -> bool:
+        return await mss.service.store.count(JOBS) == 2
+
+    await eventually(second_round)
+    items = await mss.messages(envelope.payload["patient_id"])
+    assert [r["status"] for r in items[0]["recipients"]] == ["sent", "pending"]
+    # Run the later round now rather than after its delay.
+    [job] = await mss.service.store.find(JOBS, Query(where={"state": "pending"}))
+    async with mss.service.store.transaction() as tx:
+        await tx.update(JOBS, job.id, {**job.data, "due_at": job.data["created_at"]}, job.version)
+    assert mss.service.jobs is not None
+    mss.service.jobs.wake()
+    sent = await mss.wait_events("MssMessageSent", 2)
+    assert [e.payload["recipient_count"] for e in sent] == [1, 1]
+    assert sent[0].payload["message_id"] == sent[1].payload["message_id"]
+    assert len(mss.operator.messages(other)) == 1 and len(mss.operator.messages(CORRESPONDENT)) == 1

@@ -5,7 +5,7 @@ followed per recipient."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -45,6 +45,14 @@ def now_iso() -> str:
 
 class SendPayload(BaseModel):
     message_key: str
+    # A later round sends again to the recipients a 4xx refused alone (None: all of them).
+    recipients: list[str] | None = None
+    round: int = 0
+
+
+# Rounds for recipients refused one by one with a 4xx while others were accepted.
+MAX_RECIPIENT_ROUNDS = 5
+RECIPIENT_RETRY_SECONDS = 60.0
 
 
 def sender_for(settings: MssConnectorSettings, structure_id: str, author_id: str) -> Mailbox | None:
@@ -223,13 +231,19 @@ def send_kind(
                 raise transport.PermanentSmtpError(f"signed CDA unreadable: {error}") from None
             packed.append(PackedDocument(cda, header))
             pdfs.append(pdf)
-        return await send_message(settings, mailbox, data, packed, pdfs)
+        only = set(job.payload.recipients) if job.payload.recipients is not None else None
+        return await send_message(settings, mailbox, data, packed, pdfs, only=only)
 
     async def on_success(uow: UnitOfWork, job: Job[SendPayload], outcome: SendOutcome) -> None:
-        await record_sent(uow, job.payload.message_key, outcome)
+        await record_sent(uow, job.payload.message_key, outcome, round_=job.payload.round)
 
     async def on_failure(uow: UnitOfWork, record: JobRecord, failure: JobFailure) -> None:
-        await record_failed(uow, str(record.payload.get("message_key")), failure.error_message)
+        await record_failed(
+            uow,
+            str(record.payload.get("message_key")),
+            failure.error_message,
+            only=record.payload.get("recipients"),
+        )
 
     return JobKind(
         name=SEND_JOB,
@@ -253,16 +267,19 @@ async def send_message(
     data: JSON,
     packed: list[PackedDocument],
     pdfs: list[bytes],
+    *,
+    only: set[str] | None = None,
 ) -> SendOutcome:
-    """Build the guide's message for these documents and submit it (no store access)."""
+    """Build the guide's message for these documents and submit it (no store access); `only`
+    limits the envelope to some recipients (a later round)."""
     header = packed[0].header
     addresses: list[str] = []
     policy_refused: dict[str, str] = {}
     resolved: dict[str, str] = {}
     for r in data["recipients"]:
         address = r["address"]
-        if r["status"] != "pending":
-            continue  # refused when the message was recorded
+        if r["status"] != "pending" or (only is not None and address not in only):
+            continue  # refused when the message was recorded, or not in this round
         if address.startswith(PATIENT_PLACEHOLDER):
             if not header.qualified_ins or not header.patient_ins:
                 policy_refused[address] = "the patient's INS is not qualifiée"
@@ -327,7 +344,7 @@ def _submission_oid(message_id: str) -> str:
     return "2.25." + str(int.from_bytes(digest, "big"))
 
 
-async def record_sent(uow: UnitOfWork, key: str, outcome: SendOutcome) -> None:
+async def record_sent(uow: UnitOfWork, key: str, outcome: SendOutcome, *, round_: int = 0) -> None:
     doc = await uow.tx.get(MESSAGES, key)
     if doc is None:
         return
@@ -348,27 +365,45 @@ async def record_sent(uow: UnitOfWork, key: str, outcome: SendOutcome) -> None:
         found = position.get(address)
         if found is not None and recipients[found]["status"] == "pending":
             recipients[found].update(status="sent", updated_at=now, delivered_to=address)
+    later: list[str] = []
     for address, reply in outcome.refused.items():
         found = position.get(address)
-        if found is not None:
+        if found is None:
+            continue
+        if reply.startswith("4") and round_ < MAX_RECIPIENT_ROUNDS:
+            # Refused for now while the others were accepted: this recipient alone, later.
+            recipients[found].update(reason=reply, updated_at=now)
+            later.append(recipients[found]["address"])
+        else:
             recipients[found].update(status="failed", reason=reply, updated_at=now)
             failures.append((found, "smtp", reply))
+    if later:
+        await schedule(
+            uow.tx,
+            kind=SEND_JOB,
+            idempotency_key=f"{key}:round{round_ + 1}",
+            payload=SendPayload(message_key=key, recipients=later, round=round_ + 1),
+            structure_id=data["structure_id"],
+            subject_id=key,
+            not_before=datetime.now(UTC) + timedelta(seconds=RECIPIENT_RETRY_SECONDS * 2**round_),
+        )
     sent = any(r["status"] == "sent" for r in recipients)
+    newly_sent = [a for a in outcome.accepted if position.get(a) is not None]
     data.update(
         recipients=recipients,
-        state="sent" if sent else "failed",
-        sent_at=outcome.sent_at if sent else None,
+        state="sent" if sent else ("pending" if later else "failed"),
+        sent_at=data.get("sent_at") or (outcome.sent_at if sent else None),
     )
     await uow.tx.update(MESSAGES, key, data, doc.version)
     structure = data["structure_id"]
-    if sent:
+    if newly_sent:
         await uow.emit(
             MssMessageSent(
                 message_id=outcome.message_id,
                 patient_id=data["patient_id"],
                 document_ids=data["document_ids"],
                 sender=data["sender"],
-                recipient_count=sum(r["status"] == "sent" for r in recipients),
+                recipient_count=len(newly_sent),
                 sent_at=datetime.fromisoformat(outcome.sent_at),
             ),
             structure_id=structure,
@@ -389,7 +424,9 @@ async def record_sent(uow: UnitOfWork, key: str, outcome: SendOutcome) -> None:
         )
 
 
-async def record_failed(uow: UnitOfWork, key: str, reason: str) -> None:
+async def record_failed(
+    uow: UnitOfWork, key: str, reason: str, *, only: list[str] | None = None
+) -> None:
     doc = await uow.tx.get(MESSAGES, key)
     if doc is None:
         return
@@ -397,11 +434,13 @@ async def record_failed(uow: UnitOfWork, key: str, reason: str) -> None:
     now = now_iso()
     data["recipients"] = [
         {**r, "status": "failed", "reason": reason[:300], "updated_at": now}
-        if r["status"] in ("pending", "sent")
+        if (only is None and r["status"] in ("pending", "sent"))
+        or (only is not None and r["address"] in only and r["status"] == "pending")
         else r
         for r in data["recipients"]
     ]
-    data["state"] = "failed"
+    if not any(r["status"] in ("sent", "delivered", "read") for r in data["recipients"]):
+        data["state"] = "failed"
     await uow.tx.update(MESSAGES, key, data, doc.version)
     await uow.emit(
         MssDeliveryFailed(
