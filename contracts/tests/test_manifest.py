@@ -55,7 +55,12 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         "mss-connector",
         "gateway",
     ]
-    assert m.get("patient").consumes == (topics.CARD_BRIDGE, topics.FORMS, topics.PATIENT)
+    assert m.get("patient").consumes == (
+        topics.CARD_BRIDGE,
+        topics.FORMS,
+        topics.MSS_CONNECTOR,
+        topics.PATIENT,
+    )
     assert m.get("sla-monitor").env_prefix == "SLA_MONITOR_"
     assert set(topics.ALL) == {
         topics.IDENTITY,

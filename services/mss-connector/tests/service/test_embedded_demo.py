@@ -75,9 +75,21 @@ async def test_a_document_sent_to_the_demo_correspondent_arrives_and_is_read(
     platform: tuple[httpx.AsyncClient, FakeDocuments], tmp_path: Path
 ) -> None:
     client, documents = platform
+    doctor = await login(client, MEDECIN)
+    created = await client.post(
+        "/api/patient/patients",
+        json={
+            "birth_name": "PAT-TROIS",
+            "birth_given_names": "DOMINIQUE MARIE-LOUISE",
+            "sex": "F",
+            "birth_date": "1979-03-28",
+        },
+        headers=doctor,
+    )
+    assert created.status_code == 201, created.text
+    patient_id = uuid.UUID(created.json()["id"])
     cda = signed_cda()
     document_id = documents.add(cda)
-    patient_id = uuid.uuid4()
     envelope = document_signed(
         document_id,
         cda,
@@ -105,8 +117,6 @@ async def test_a_document_sent_to_the_demo_correspondent_arrives_and_is_read(
     assert mailbox["messages"][0]["subject"].startswith("XDM/1.0/DDM+")
     assert "IHE_XDM.zip" in mailbox["messages"][0]["attachments"]
 
-    doctor = await login(client, MEDECIN)
-
     async def read() -> bool:
         response = await client.get(
             "/api/mss-connector/messages", params={"patient_id": str(patient_id)}, headers=doctor
@@ -116,3 +126,15 @@ async def test_a_document_sent_to_the_demo_correspondent_arrives_and_is_read(
         return bool(items) and items[0]["recipients"][0]["status"] == "read"
 
     await eventually(read, timeout=60)
+
+    kinds: list[str] = []
+
+    async def in_timeline() -> bool:
+        nonlocal kinds
+        response = await client.get(f"/api/patient/patients/{patient_id}/timeline", headers=doctor)
+        assert response.status_code == 200, response.text
+        kinds = [e["kind"] for e in response.json()["items"]]
+        return kinds.count("mss_acknowledged") == 2
+
+    await eventually(in_timeline, timeout=60)
+    assert "mss_sent" in kinds

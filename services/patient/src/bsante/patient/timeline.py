@@ -15,6 +15,9 @@ from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import (
     FormCompleted,
     InsQualified,
+    MssDeliveryFailed,
+    MssMessageAcknowledged,
+    MssMessageSent,
     PatientCreated,
     PatientsMerged,
     PatientUpdated,
@@ -27,6 +30,9 @@ KINDS = (
     "ins_qualified",
     "patients_merged",
     "form_completed",
+    "mss_sent",
+    "mss_acknowledged",
+    "mss_failed",
 )
 
 
@@ -104,6 +110,14 @@ def _form_detail(p: FormCompleted) -> str:
     if p.form_id == "recueil" and isinstance(r.get("bmi"), int | float):
         return f" : IMC {r['bmi']:.1f}".replace(".", ",")
     return ""
+
+
+MSS_FAILURE_WORDS = {
+    "smtp": "refusé par le serveur de messagerie",
+    "dsn": "non remis au destinataire",
+    "mdn": "non intégré par le destinataire",
+    "policy": "non envoyé (destinataire non autorisé)",
+}
 
 
 def stamp(at: datetime) -> str:
@@ -185,6 +199,48 @@ def register(events: EventRouter) -> None:
             summary="Un doublon a été fusionné dans ce dossier.",
             ref=Ref(type="patient", id=str(p.merged_patient_id)),
             by=p.merged_by,
+        )
+
+    @events.on(MssMessageSent)
+    async def on_mss_sent(uow: UnitOfWork, envelope: Envelope, p: MssMessageSent) -> None:
+        count = p.recipient_count
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="mss_sent",
+            summary=f"Document envoyé par MSSanté à {count} destinataire"
+            + ("s." if count > 1 else "."),
+            ref=Ref(type="mssante_message", id=p.message_id),
+            by=None,
+            at=p.sent_at,
+        )
+
+    @events.on(MssMessageAcknowledged)
+    async def on_mss_ack(uow: UnitOfWork, envelope: Envelope, p: MssMessageAcknowledged) -> None:
+        done = "lu par" if p.status == "read" else "remis à"
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="mss_acknowledged",
+            summary=f"Message MSSanté {done} son destinataire.",
+            ref=Ref(type="mssante_message", id=p.message_id),
+            by=None,
+            at=p.acknowledged_at,
+        )
+
+    @events.on(MssDeliveryFailed)
+    async def on_mss_failed(uow: UnitOfWork, envelope: Envelope, p: MssDeliveryFailed) -> None:
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="mss_failed",
+            summary=f"Message MSSanté {MSS_FAILURE_WORDS[p.source]}.",
+            ref=Ref(type="mssante_message", id=p.message_id),
+            by=None,
+            at=p.failed_at,
         )
 
     @events.on(FormCompleted)
