@@ -330,7 +330,7 @@ class Operator:
         self.maildirs.port = dovecot.free_port()
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._start)
+        await self._in_thread(self._start)
 
     def _start(self) -> None:
         self.prepare()
@@ -340,7 +340,23 @@ class Operator:
             self.smtp.start(port=self.smtp.port)
 
     async def stop(self) -> None:
-        await asyncio.to_thread(self._stop)
+        await self._in_thread(self._stop)
+
+    async def _in_thread(self, fn: Callable[[], None]) -> None:
+        # A thread of its own: the default executor may be busy when the platform stops.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as error:  # handed to the awaiting coroutine
+                loop.call_soon_threadsafe(done.set_exception, error)
+            else:
+                loop.call_soon_threadsafe(done.set_result, None)
+
+        threading.Thread(target=run, name="mss-operator", daemon=True).start()
+        await done
 
     def _stop(self) -> None:
         if self.smtp is not None:

@@ -7,6 +7,7 @@ import asyncio
 import imaplib
 import re
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -160,4 +161,19 @@ async def fetch_new(
 ) -> FetchResult:
     """Messages with a UID above `after_uid`, oldest first (at most `limit`), read-only: the
     connector tracks UIDs itself rather than trusting \\Seen flags that a user may change."""
-    return await asyncio.to_thread(_fetch_new, mailbox, after_uid, limit, max_bytes, timeout)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _imap_threads(), _fetch_new, mailbox, after_uid, limit, max_bytes, timeout
+    )
+
+
+_IMAP_POOL: ThreadPoolExecutor | None = None
+
+
+def _imap_threads() -> ThreadPoolExecutor:
+    """IMAP sessions block a thread each: a pool of their own, so that a slow server never
+    starves the event loop's default executor (file blobs, DNS, shutdown work)."""
+    global _IMAP_POOL
+    if _IMAP_POOL is None:
+        _IMAP_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mss-imap")
+    return _IMAP_POOL
