@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 PSC_PORT ?= 8091
-PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/documents services/dmp-connector services/gateway services/card-bridge platform
+PARTS  := contracts chassis services/identity services/patient services/sla-monitor services/forms services/documents services/dmp-connector services/mss-connector services/gateway services/card-bridge platform
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -22,17 +22,20 @@ $(VENV)/.dev: $(VENV)/.installed
 	touch $@
 
 # Debian libraries the documents toolkit loads (WeasyPrint: pango and harfbuzz's font subsetter;
-# PDF font: DejaVu through fontconfig), and xmlsec1, which the DMP connector's tests verify the
-# VIHF signature with. Installed only when missing and when running as root (CI, fresh machines).
+# PDF font: DejaVu through fontconfig); xmlsec1, which the DMP connector's tests verify the
+# VIHF signature with; Dovecot's IMAP server (the mss-connector's tests and the MSSanté operator
+# simulator of `make run`). Installed only when missing and when running as root (CI, fresh
+# machines).
 # The card bridge: pcscd and Debian's virtual reader driver (vsmartcard-vpcd) for its tests,
 # libpcsclite-dev and swig to build pyscard (no Linux wheel).
 DEBIAN_PACKAGES := fontconfig fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
-  pcscd libpcsclite-dev swig vsmartcard-vpcd xmlsec1
+  pcscd libpcsclite-dev swig vsmartcard-vpcd xmlsec1 dovecot-imapd
 TEST_PACKAGES := prometheus chromium chromium-driver
 debian-packages:
 	@if ! { command -v fc-match >/dev/null && fc-list | grep -q DejaVuSans && \
 	        ldconfig -p | grep -q libpangoft2-1.0 && ldconfig -p | grep -q libharfbuzz-subset && \
 	        command -v pcscd >/dev/null && command -v swig >/dev/null && command -v xmlsec1 >/dev/null && \
+	        { command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; } && \
 	        [ -f /usr/include/PCSC/winscard.h ] && [ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ]; }; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES); \

@@ -7,7 +7,7 @@ variable "TAG" {
 }
 
 group "default" {
-  targets = ["identity", "patient", "sla-monitor", "forms", "documents", "dmp-connector", "gateway"]
+  targets = ["identity", "patient", "sla-monitor", "forms", "documents", "dmp-connector", "mss-connector", "gateway"]
 }
 
 target "_service" {
@@ -49,6 +49,12 @@ target "dmp-connector" {
   inherits = ["_service"]
   args     = { SERVICE = "dmp-connector", MODULE = "bsante.dmp_connector" }
   tags     = ["bsante/dmp-connector:${TAG}"]
+}
+
+target "mss-connector" {
+  inherits = ["_service"]
+  args     = { SERVICE = "mss-connector", MODULE = "bsante.mss_connector" }
+  tags     = ["bsante/mss-connector:${TAG}"]
 }
 
 target "gateway" {

@@ -54,6 +54,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         "forms",
         "documents",
         "dmp-connector",
+        "mss-connector",
         "gateway",
         "card-bridge",
     ]
@@ -62,6 +63,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.DMP_CONNECTOR,
         topics.DOCUMENTS,
         topics.FORMS,
+        topics.MSS_CONNECTOR,
         topics.PATIENT,
     )
     assert m.get("sla-monitor").env_prefix == "SLA_MONITOR_"
@@ -73,6 +75,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
         topics.CARD_BRIDGE,
         topics.DOCUMENTS,
         topics.DMP_CONNECTOR,
+        topics.MSS_CONNECTOR,
         topics.AUDIT,
         topics.OPERATIONS,
         topics.DOCUMENTS,  # consumed by sla-monitor (usage indicators)

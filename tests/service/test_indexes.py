@@ -32,6 +32,7 @@ from bsante.forms import repository as forms_repository
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.identity import app as identity_app
+from bsante.mss_connector import app as mss_app
 from bsante.patient import repository as patient_repository
 from bsante.platform.embedded import build_services
 from bsante.sla_monitor import app as sla_app
@@ -44,6 +45,7 @@ DECLARED: dict[str, list[Index]] = {
     "sla-monitor": sla_app.INDEXES,
     "documents": documents_repository.INDEXES,
     "dmp-connector": [*dmp_repository.INDEXES, *JOB_INDEXES],
+    "mss-connector": [*mss_app.INDEXES, *JOB_INDEXES],
 }
 # The collections the workload must have queried: a route that stops querying (or a workload
 # that stops reaching it) shows here rather than passing unnoticed.
@@ -56,6 +58,7 @@ QUERIED = {
     | {"job_failures", "incident_claims"},
     "documents": {"templates", "documents"},
     "dmp-connector": {"_jobs"},
+    "mss-connector": {"mss_messages", "mss_inbound", "_jobs"},
 }
 CARD: dict[str, Any] = {
     "workstation_id": "ws-1",
@@ -308,6 +311,17 @@ async def test_every_query_of_the_workload_is_backed_by_a_declared_index(
     await forms_workload(platform, doctor, pid)
     await documents_workload(platform, doctor, pid)
     await identity_workload(platform, admin, doctor, pid)
+    ok(
+        await platform.client.get(
+            "/api/mss-connector/messages", params={"patient_id": pid}, headers=doctor
+        )
+    )
+    for state in ("to_match", "quarantined"):
+        ok(
+            await platform.client.get(
+                "/api/mss-connector/inbox", params={"state": state}, headers=doctor
+            )
+        )
 
     async def counted() -> bool:
         usage_page = ok(

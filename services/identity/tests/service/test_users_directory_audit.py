@@ -244,3 +244,27 @@ def test_no_route_modifies_or_deletes_audit_records(platform: Platform) -> None:
     for path, operations in paths.items():
         if path.startswith("/audit"):
             assert set(operations) == {"get"}, path
+
+
+async def test_mssante_recipients_are_searched_by_name_rpps_and_city(platform: Platform) -> None:
+    """The seeded professionals carry MSSanté addresses; a role without send_mssante is 403."""
+    doctor = platform.as_role("medecin")
+    by_name = await platform.client.get(
+        "/api/identity/directory/mssante-recipients", params={"name": "lemaire"}, headers=doctor
+    )
+    assert by_name.status_code == 200, by_name.text
+    assert [i["address"] for i in by_name.json()["items"]] == ["claire.lemaire@tilleuls.mssante.fr"]
+    item = by_name.json()["items"][0]
+    assert item["directory_id"] == "810001000016" and item["kind"] == "professional"
+    by_rpps = await platform.client.get(
+        "/api/identity/directory/mssante-recipients",
+        params={"rpps": "10001000024"},
+        headers=doctor,
+    )
+    assert [i["address"] for i in by_rpps.json()["items"]] == ["paul.girard@tilleuls.mssante.fr"]
+    refused = await platform.client.get(
+        "/api/identity/directory/mssante-recipients",
+        params={"name": "lemaire"},
+        headers=platform.as_role("aide_soignant"),
+    )
+    assert refused.status_code == 403

@@ -36,6 +36,13 @@ from bsante.contracts.events.identity import (
     UserLockedOut,
     UserLoggedIn,
 )
+from bsante.contracts.events.mss_connector import (
+    MssDeliveryFailed,
+    MssMessageAcknowledged,
+    MssMessageReceived,
+    MssMessageSent,
+    MssRecipientStatus,
+)
 from bsante.contracts.events.operations import JobFailed, JobFailureReason
 from bsante.contracts.events.patient import (
     DmpOppositionRecorded,
@@ -92,6 +99,11 @@ __all__ = [
     "DmpSubmissionFailed",
     "DmpOppositionRecorded",
     "JobFailed",
+    "MssDeliveryFailed",
+    "MssMessageAcknowledged",
+    "MssMessageReceived",
+    "MssMessageSent",
+    "MssRecipientStatus",
     "JobFailureReason",
     "IncidentClosed",
     "IncidentOpened",

@@ -21,6 +21,9 @@ from bsante.contracts.events import (
     ExternalDocumentAttached,
     FormCompleted,
     InsQualified,
+    MssDeliveryFailed,
+    MssMessageAcknowledged,
+    MssMessageSent,
     PatientCreated,
     PatientsMerged,
     PatientUpdated,
@@ -39,6 +42,9 @@ KINDS = (
     "dmp_submitted",
     "dmp_updated",
     "dmp_failed",
+    "mss_sent",
+    "mss_acknowledged",
+    "mss_failed",
 )
 
 
@@ -81,6 +87,14 @@ FORM_NAMES = {
     "surveillance": ("Une surveillance des constantes", "notée"),
     "transmission": ("Une transmission ciblée", "écrite"),
     "dlu": ("Le dossier de liaison d'urgence", "complété"),
+}
+
+
+MSS_FAILURE_WORDS = {
+    "smtp": "refusé par le serveur de messagerie",
+    "dsn": "non remis au destinataire",
+    "mdn": "non intégré par le destinataire",
+    "policy": "non envoyé (destinataire non autorisé)",
 }
 
 
@@ -308,6 +322,48 @@ def register(events: EventRouter) -> None:
             kind="dmp_failed",
             summary="L'envoi du document au DMP a échoué : voir son statut.",
             ref=Ref(type="document", id=str(p.document_id)),
+            by=None,
+            at=p.failed_at,
+        )
+
+    @events.on(MssMessageSent)
+    async def on_mss_sent(uow: UnitOfWork, envelope: Envelope, p: MssMessageSent) -> None:
+        count = p.recipient_count
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="mss_sent",
+            summary=f"Document envoyé par MSSanté à {count} destinataire"
+            + ("s." if count > 1 else "."),
+            ref=Ref(type="mssante_message", id=p.message_id),
+            by=None,
+            at=p.sent_at,
+        )
+
+    @events.on(MssMessageAcknowledged)
+    async def on_mss_ack(uow: UnitOfWork, envelope: Envelope, p: MssMessageAcknowledged) -> None:
+        done = "lu par" if p.status == "read" else "remis à"
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="mss_acknowledged",
+            summary=f"Message MSSanté {done} son destinataire.",
+            ref=Ref(type="mssante_message", id=p.message_id),
+            by=None,
+            at=p.acknowledged_at,
+        )
+
+    @events.on(MssDeliveryFailed)
+    async def on_mss_failed(uow: UnitOfWork, envelope: Envelope, p: MssDeliveryFailed) -> None:
+        await record(
+            uow,
+            envelope,
+            patient_id=str(p.patient_id),
+            kind="mss_failed",
+            summary=f"Message MSSanté {MSS_FAILURE_WORDS[p.source]}.",
+            ref=Ref(type="mssante_message", id=p.message_id),
             by=None,
             at=p.failed_at,
         )

@@ -147,6 +147,58 @@ async def search_professionals(
     )
 
 
+class MssRecipientOut(BaseModel):
+    """An MSSanté address to send a document to (what the documents service puts in
+    `DocumentSigned.mssante`)."""
+
+    kind: Literal["professional"] = "professional"
+    address: str
+    directory_id: str = Field(description="PSIdNat (8 + RPPS / 0 + ADELI)")
+    rpps: str | None
+    last_name: str
+    first_name: str | None
+    profession_label: str | None = None
+    city: str | None = None
+
+
+class MssRecipientPage(BaseModel):
+    items: list[MssRecipientOut]
+
+
+@router.get("/mssante-recipients", response_model=MssRecipientPage)
+async def search_mssante_recipients(
+    _: Annotated[Principal, allowed(Action.SEND_MSSANTE)],
+    svc: ServiceDep,
+    name: Annotated[str | None, Query(max_length=100, description="Start of 'LAST first'")] = None,
+    rpps: Annotated[str | None, Query(pattern=r"^[0-9]{11}$")] = None,
+    city: Annotated[
+        str | None, Query(max_length=100, description="Main activity's commune")
+    ] = None,
+    limit: Limit = 20,
+) -> MssRecipientPage:
+    """Professionals of the directory with an MSSanté address, by name, RPPS or city: one item
+    per address (a professional may have several)."""
+    page = await repository.search_professionals(
+        svc.store, name=name, rpps=rpps, profession=None, city=city, limit=limit, offset=0
+    )
+    items: list[MssRecipientOut] = []
+    for doc in page.items:
+        data = doc.data
+        for address in data.get("mssante") or []:
+            items.append(
+                MssRecipientOut(
+                    address=address,
+                    directory_id=data["ps_id_nat"],
+                    rpps=data.get("rpps"),
+                    last_name=data["last_name"],
+                    first_name=data.get("first_name"),
+                    profession_label=data.get("profession_label"),
+                    city=data.get("city"),
+                )
+            )
+    return MssRecipientPage(items=items[:limit])
+
+
 def _ps_id_nat(identifier: str) -> str:
     """An RPPS (11 digits) or a PSIdNat (8 + RPPS / 0 + ADELI)."""
     try:

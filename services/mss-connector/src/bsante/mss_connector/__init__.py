@@ -1,0 +1,1 @@
+"""MSSanté connector: signed documents sent by secure mail, received mail integrated."""
