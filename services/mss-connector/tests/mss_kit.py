@@ -111,6 +111,9 @@ class FakeDocuments:
         async def attach(patient_id: str, request: Request) -> Response:
             if not self._allowed(request.headers.get("authorization"), ATTACH_TOKEN):
                 raise HTTPException(403)
+            if not request.headers.get("x-structure-id"):
+                # As the documents service: the mailbox's structure is required.
+                raise HTTPException(422, "X-Structure-Id missing")
             # multipart/form-data read with the standard library (no form parser needed here).
             body = await request.body()
             head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()

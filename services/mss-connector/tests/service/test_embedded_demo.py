@@ -2,7 +2,8 @@
 connector; a signed document for the demo correspondent arrives in its mailbox (visible over
 HTTP), and the correspondent's acknowledgements come back to the message's status.
 
-The documents service is not part of the platform yet: a fake stands behind the same name.
+The document is written and signed in the real documents service of the platform; its
+`DocumentSigned` names the correspondent, as a professional would pick him when signing.
 """
 
 from __future__ import annotations
@@ -15,18 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from mss_kit import (  # type: ignore[import-not-found]
-    FakeDocuments,
-    document_signed,
-    eventually,
-    needs_dovecot,
-    signed_cda,
-)
+from mss_kit import eventually, needs_dovecot  # type: ignore[import-not-found]
 
-from bsante.chassis.bus import Message
-from bsante.chassis.bus.embedded import EmbeddedBus
-from bsante.contracts import topics
-from bsante.contracts.events import MssRecipient
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.mss_connector.simulator import CORRESPONDENT
@@ -37,29 +28,14 @@ OPS = ("ops@bsante.demo", "Exploitation-Demo-2026")
 MEDECIN = ("medecin@tilleuls.demo", "Medecin-Tilleuls-2026")
 
 
-class FakeService:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.name = "documents"
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FakeDocuments]]:
+async def platform(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     services = build_services(tmp_path)
     app = build_embedded(GatewaySettings(), services)
-    documents = FakeDocuments(any_token=True)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
-        # Reached by the connector's in-process transport, by name, when it first calls it.
-        services["documents"] = FakeService(documents.app())  # type: ignore[assignment]
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
-            yield client, documents
+            yield client
 
 
 async def login(client: httpx.AsyncClient, credentials: tuple[str, str]) -> dict[str, str]:
@@ -71,10 +47,38 @@ async def login(client: httpx.AsyncClient, credentials: tuple[str, str]) -> dict
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
+async def sign_for(
+    client: httpx.AsyncClient, doctor: dict[str, str], patient_id: uuid.UUID, to: str
+) -> str:
+    """Draft a consultation report from the demo template, finalize it, sign it for `to`."""
+    templates = await client.get("/api/documents/templates", headers=doctor)
+    assert templates.status_code == 200, templates.text
+    template = next(t for t in templates.json() if "consultation" in t["name"].lower())
+    drafted = await client.post(
+        f"/api/documents/patients/{patient_id}/documents",
+        json={"template_id": template["id"]},
+        headers=doctor,
+    )
+    assert drafted.status_code == 201, drafted.text
+    document_id = str(drafted.json()["id"])
+    final = await client.post(
+        f"/api/documents/documents/{document_id}/finalize",
+        headers={**doctor, "If-Match": drafted.headers["ETag"]},
+    )
+    assert final.status_code == 200, final.text
+    signed = await client.post(
+        f"/api/documents/documents/{document_id}/sign",
+        json={"mssante": [{"kind": "professional", "address": to, "read_receipt": True}]},
+        headers={**doctor, "If-Match": final.headers["ETag"]},
+    )
+    assert signed.status_code == 200, signed.text
+    return document_id
+
+
 async def test_a_document_sent_to_the_demo_correspondent_arrives_and_is_read(
-    platform: tuple[httpx.AsyncClient, FakeDocuments], tmp_path: Path
+    platform: httpx.AsyncClient,
 ) -> None:
-    client, documents = platform
+    client = platform
     doctor = await login(client, MEDECIN)
     created = await client.post(
         "/api/patient/patients",
@@ -88,18 +92,7 @@ async def test_a_document_sent_to_the_demo_correspondent_arrives_and_is_read(
     )
     assert created.status_code == 201, created.text
     patient_id = uuid.UUID(created.json()["id"])
-    cda = signed_cda()
-    document_id = documents.add(cda)
-    envelope = document_signed(
-        document_id,
-        cda,
-        patient_id=patient_id,
-        recipients=[MssRecipient(kind="professional", address=CORRESPONDENT, read_receipt=True)],
-    )
-    bus = EmbeddedBus(tmp_path)
-    await bus.start()
-    await bus.publish(Message(topics.DOCUMENTS, envelope.subject_id, envelope.to_json()))
-    await bus.stop()
+    await sign_for(client, doctor, patient_id, CORRESPONDENT)
 
     ops = await login(client, OPS)
     mailbox: dict[str, Any] = {}

@@ -39,14 +39,20 @@ class HttpDocuments:
         self.timeout = timeout
         self.transport = transport
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        extra_headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         async with httpx.AsyncClient(transport=self.transport, timeout=self.timeout) as http:
             for attempt in range(2):
                 token = await self.tokens.token()
                 response = await http.request(
                     method,
                     f"{self.base_url}{path}",
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers={"Authorization": f"Bearer {token}", **(extra_headers or {})},
                     **kwargs,
                 )
                 if response.status_code != 401 or attempt:
@@ -67,9 +73,13 @@ class HttpDocuments:
         return content
 
     async def attach(self, patient_id: str, content: bytes, metadata: dict[str, Any]) -> str:
+        metadata = dict(metadata)
+        # The documents service attaches it in the mailbox's structure (a header, not metadata).
+        structure_id = str(metadata.pop("structure_id"))
         response = await self._request(
             "POST",
             f"/internal/patients/{patient_id}/received-documents",
+            extra_headers={"X-Structure-Id": structure_id},
             files={
                 "file": ("document", content, metadata.get("media_type") or "application/xml"),
                 "metadata": (None, json.dumps(metadata), "application/json"),

@@ -337,6 +337,8 @@ def attach_kind(
             item.content,
             {
                 "origin": "mssante",
+                # The mailbox's structure: the tenant the documents service attaches it in.
+                "structure_id": doc.data["structure_id"],
                 "source_id": f"{doc.data['message_id']}/{job.payload.index}",
                 "media_type": "application/xml"
                 if item.mime_type in ("text/xml", "application/xml")
