@@ -83,6 +83,7 @@ def test_every_service_and_its_real_topics_are_listed() -> None:
     assert m.get("sla-monitor").consumes == (
         topics.DMP_CONNECTOR,
         topics.DOCUMENTS,
+        topics.MSS_CONNECTOR,
         topics.OPERATIONS,
         topics.PATIENT,
     )

@@ -4,6 +4,7 @@ reason otherwise, and "already registered" counted as success only for our very 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dmp_kit import INS, Connector, Simulator, connector, eventually  # type: ignore[import-not-found]
@@ -74,7 +75,16 @@ async def test_already_registered_is_success_for_our_document_only(
         second.documents.cda[doc_id] = body
         await second.publish(second.signed(pid, doc_id, body), doc_id)
         await eventually(lambda: second.state_is(doc_id, "submitted"))
-        submitted = [e for e in await second.events() if e.event_type == "DmpDocumentSubmitted"]
+        submitted: list[Any] = []
+
+        async def announced() -> bool:
+            # The state commits with the event in the outbox; the relay publishes it after.
+            submitted[:] = [
+                e for e in await second.events() if e.event_type == "DmpDocumentSubmitted"
+            ]
+            return bool(submitted)
+
+        await eventually(announced)
         assert submitted[-1].payload["duplicate"] is True
         # Another document claiming the same uniqueId is a refusal, not a success.
         _, other = second.cda(pid, document_id=doc_id)
