@@ -8,9 +8,11 @@ The tests (tests/deploy) use the same functions.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +74,26 @@ def render(case: Case, *extra: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"helm template ({case.name}) failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def notes(case: Case, *extra: str) -> str:
+    """NOTES.txt as `helm install` prints it, rendered offline: `helm install --dry-run` asks a
+    cluster for its version and `helm template` skips NOTES.txt, so a copy of the chart renders
+    it through `tpl` into a ConfigMap."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = Path(tmp) / CHART.name
+        shutil.copytree(CHART, chart)
+        shutil.copy(chart / "templates" / "NOTES.txt", chart / "files" / "NOTES.txt")
+        (chart / "templates" / "zz-notes.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+            'data:\n  notes: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n'
+        )
+        args = ["template", "bsante", str(chart), "--namespace", "bsante"]
+        args += ["-f", str(case.values), "--show-only", "templates/zz-notes.yaml", *extra]
+        done = run_helm(*args)
+    if done.returncode != 0:
+        raise RuntimeError(f"NOTES.txt ({case.name}) failed: {done.stderr.strip()}")
+    return str(json.loads(done.stdout.split("notes: ", 1)[1]))
 
 
 def main(argv: list[str]) -> int:

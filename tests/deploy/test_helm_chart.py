@@ -16,6 +16,9 @@ import yaml
 
 from bsante.contracts import helm_values
 from bsante.contracts.manifest import load, parse
+from bsante.dmp_connector.settings import DmpConnectorSettings
+from bsante.documents.settings import DocumentsSettings
+from bsante.sla_monitor.settings import SlaMonitorSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import helm_chart  # noqa: E402
@@ -266,19 +269,176 @@ def test_grafana_dashboards_are_labelled_config_maps() -> None:
             assert "datasource" in names
 
 
-def test_demo_seeding_and_simulators_are_off_by_default() -> None:
+def test_demo_seeding_and_simulators_are_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     docs = rendered("defaults")
-    identity = by_name(docs, "ConfigMap")["bsante-identity"]["data"]
-    assert identity["IDENTITY_SEED_DEMO"] == "false"
+    configs = by_name(docs, "ConfigMap")
+    assert configs["bsante-identity"]["data"]["IDENTITY_SEED_DEMO"] == "false"
+    # documents seeds its demo templates unless told not to (its settings default to true).
+    assert configs["bsante-documents"]["data"]["DOCUMENTS_SEED_DEMO"] == "false"
+    assert DocumentsSettings().seed_demo is True
+    _settings_from(configs["bsante-documents"], "DOCUMENTS_", monkeypatch)
+    assert DocumentsSettings().seed_demo is False, "the key the chart sets is the setting's"
     assert not [
         d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-simulator")
     ]
-    assert (
-        by_name(rendered("monitoring"), "ConfigMap")["bsante-identity"]["data"][
-            "IDENTITY_SEED_DEMO"
-        ]
-        == "true"
+    demo = by_name(rendered("monitoring"), "ConfigMap")
+    assert demo["bsante-identity"]["data"]["IDENTITY_SEED_DEMO"] == "true"
+    assert demo["bsante-documents"]["data"]["DOCUMENTS_SEED_DEMO"] == "true"
+
+
+def _settings_from(config: dict[str, Any], prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's environment as the pod gets it from its ConfigMap."""
+    for key, value in config["data"].items():
+        if key.startswith(prefix):
+            monkeypatch.setenv(key, value)
+
+
+def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    pod = by_name(docs, "Deployment")[name]["spec"]["template"]["spec"]
+    return {"pod": pod, "container": pod["containers"][0]}
+
+
+def _peer_selectors(rule: dict[str, Any], key: str) -> list[str]:
+    return [
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for p in rule.get(key, [])
+        if "podSelector" in p and "namespaceSelector" not in p
+    ]
+
+
+def test_the_sla_monitor_probes_the_release_services_and_may_reach_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = rendered("defaults")
+    config = by_name(docs, "ConfigMap")["bsante-sla-monitor"]
+    _settings_from(config, "SLA_MONITOR_", monkeypatch)
+    template = SlaMonitorSettings().probe_url_template
+    services = by_name(docs, "Service")
+    for name in deployed_names():
+        # The URL the monitor builds names the chart's Service, on its port.
+        url = template.format(service=name)
+        assert (
+            url == f"http://bsante-{name}:{services[f'bsante-{name}']['spec']['ports'][0]['port']}"
+        )
+    renamed = by_name(rendered("defaults", "--set", "fullnameOverride=suite"), "ConfigMap")
+    assert renamed["suite-sla-monitor"]["data"]["SLA_MONITOR_PROBE_URL_TEMPLATE"] == (
+        "http://suite-{service}:8080"
     )
+
+    policies = by_name(docs, "NetworkPolicy")
+    monitor = policies["bsante-sla-monitor"]["spec"]
+    reached = {n for rule in monitor["egress"] for n in _peer_selectors(rule, "to")}
+    assert reached >= set(deployed_names()) - {"sla-monitor"}
+    for name in set(deployed_names()) - {"sla-monitor"}:
+        ingress = policies[f"bsante-{name}"]["spec"]["ingress"]
+        sources = {n for rule in ingress for n in _peer_selectors(rule, "from")}
+        assert "sla-monitor" in sources, name
+    # Only the monitor reaches everything: forms still reaches only its peers and identity.
+    forms = policies["bsante-forms"]["spec"]
+    assert {n for rule in forms["egress"] for n in _peer_selectors(rule, "to")} == {
+        "patient",
+        "identity",
+    }
+
+
+def test_the_synthetic_account_comes_from_a_secret_and_is_off_when_not_set() -> None:
+    def env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        container = _container(docs, "bsante-sla-monitor")["container"]
+        return {e["name"]: e for e in container["env"]}
+
+    assert not any("SYNTHETIC" in name for name in env(rendered("defaults")))
+    production = env(rendered("production"))
+    for name, key in (("USERNAME", "username"), ("PASSWORD", "password")):
+        ref = production[f"SLA_MONITOR_SYNTHETIC_{name}"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "bsante-sla-synthetic", "key": key}
+    config = by_name(rendered("production"), "ConfigMap")["bsante-sla-monitor"]["data"]
+    assert not any("SYNTHETIC" in key for key in config)
+
+
+def test_certificates_are_mounted_read_only_and_named_by_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = rendered("defaults")
+    configs = by_name(docs, "ConfigMap")
+    for service, secret, path in (
+        ("dmp-connector", "bsante-dmp-certificates", "/etc/bsante/dmp"),
+        ("documents", "bsante-documents-cachets", "/etc/bsante/cachets"),
+    ):
+        parts = _container(docs, f"bsante-{service}")
+        volumes = {v["name"]: v for v in parts["pod"]["volumes"]}
+        assert volumes["certificates"]["secret"]["secretName"] == secret
+        mount = next(m for m in parts["container"]["volumeMounts"] if m["name"] == "certificates")
+        assert mount == {"name": "certificates", "mountPath": path, "readOnly": True}
+
+    _settings_from(configs["bsante-dmp-connector"], "DMP_CONNECTOR_", monkeypatch)
+    dmp = DmpConnectorSettings()
+    assert dmp.dmp_tls_cert_file == "/etc/bsante/dmp/auth-cli.crt"
+    assert dmp.dmp_tls_key_file == "/etc/bsante/dmp/auth-cli.key"
+    assert dmp.signing_cert_file == "/etc/bsante/dmp/vihf.crt"
+    assert dmp.signing_key_file == "/etc/bsante/dmp/vihf.key"
+    _settings_from(configs["bsante-documents"], "DOCUMENTS_", monkeypatch)
+    documents = DocumentsSettings()
+    assert documents.signing_key_file == "/etc/bsante/cachets/{finess}.key"
+    assert documents.signing_cert_file == "/etc/bsante/cachets/{finess}.crt"
+    assert documents.signing_trust_anchor_files == ["/etc/bsante/cachets/ca.crt"]
+
+    # Values add a file beside the defaults, and mount for another service (PSC's secret).
+    production = rendered("production")
+    data = by_name(production, "ConfigMap")
+    assert data["bsante-dmp-connector"]["data"]["DMP_CONNECTOR_DMP_CA_FILE"] == (
+        "/etc/bsante/dmp/dmp-ca.crt"
+    )
+    assert data["bsante-dmp-connector"]["data"]["DMP_CONNECTOR_SIGNING_KEY_FILE"] == (
+        "/etc/bsante/dmp/vihf.key"
+    )
+    assert data["bsante-identity"]["data"]["IDENTITY_PSC_CLIENT_SECRET_FILE"] == (
+        "/etc/bsante/psc/client-secret"
+    )
+    identity = {v["name"]: v for v in _container(production, "bsante-identity")["pod"]["volumes"]}
+    assert identity["certificates"]["secret"]["secretName"] == "bsante-psc"
+
+    # An empty existingSecret mounts nothing and names no file.
+    off = rendered("defaults", "--set", "certificates.documents.existingSecret=")
+    parts = _container(off, "bsante-documents")
+    assert "certificates" not in {v["name"] for v in parts["pod"]["volumes"]}
+    off_config = by_name(off, "ConfigMap")["bsante-documents"]["data"]
+    assert not any(k.startswith("DOCUMENTS_SIGNING") for k in off_config)
+
+
+@pytest.mark.parametrize(
+    ("override", "misspelt"),
+    [
+        ("certificates.documents.filez.X=a", "filez"),
+        ("certificates.nope.existingSecret=x", "nope"),
+        ("slaMonitor.synthetic.secret=x", "secret"),
+    ],
+)
+def test_the_schema_rejects_misspelt_certificate_and_synthetic_keys(
+    override: str, misspelt: str
+) -> None:
+    done = helm_chart.run_helm(*helm_chart.template_args(CASES["defaults"], "--set", override))
+    assert done.returncode != 0
+    assert f"additional property {misspelt} is not allowed" in done.stderr.lower(), done.stderr
+
+
+def test_notes_list_the_secrets_with_their_keys() -> None:
+    notes = helm_chart.notes(CASES["defaults"])
+    callers = [e.name for e in helm_values.deployed(load()) if e.calls]
+    assert callers == ["forms", "documents", "dmp-connector"]
+    assert "bsante-service-clients: one key per calling service, its client secret: " + " ".join(
+        callers
+    ) in " ".join(notes.split())
+    assert "bsante-dmp-certificates (dmp-connector, mounted at /etc/bsante/dmp): keys" in notes
+    for key in ("auth-cli.crt", "auth-cli.key", "vihf.crt", "vihf.key"):
+        assert key in notes
+    assert "bsante-documents-cachets (documents, mounted at /etc/bsante/cachets)" in notes
+    assert "{finess}.key" in notes and "ca.crt" in notes
+    assert "slaMonitor.synthetic.existingSecret" in notes
+    assert "PSC_CLIENT_SECRET_FILE" in notes
+    production = helm_chart.notes(CASES["production"])
+    assert "bsante-sla-synthetic (keys username, password)" in production
+    assert "bsante-psc (identity, mounted at /etc/bsante/psc): keys client-secret" in production
+    assert "PSC_CLIENT_SECRET_FILE" not in production  # PSC is configured there
 
 
 def test_the_ingress_serves_the_gateway_over_tls() -> None:

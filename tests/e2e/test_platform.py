@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bsante.identity.psc_provider import DEMO_CLIENT_ID
+
 pytestmark = pytest.mark.e2e
 
 TILLEULS = {"username": "admin@tilleuls.demo", "password": "Tilleuls-Demo-2026"}
@@ -131,10 +133,27 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         assert hidden.status_code == 404
         assert hidden.headers["content-type"] == "application/problem+json"
 
+        # The local Pro Santé Connect (issue 16): identity sends the browser to its issuer,
+        # with the callback make run registered, and the issuer shows its e-CPS login page.
+        started_login = httpx.get(f"{base}/api/identity/auth/psc/authorize")
+        assert started_login.status_code == 302, started_login.text
+        location = httpx.URL(started_login.headers["location"])
+        assert location.params["client_id"] == DEMO_CLIENT_ID
+        assert location.params["redirect_uri"] == f"{base}/api/identity/auth/psc/callback"
+        assert location.params["code_challenge_method"] == "S256"
+        page = httpx.get(location)
+        assert page.status_code == 200, page.text
+        assert "Pro Santé Connect (local)" in page.text
+
         code, _, err = stop(platform)
         assert code == 0, err
         assert f"{base}/openapi.json" in err and f"{base}/asyncapi.json" in err
         assert "Traceback" not in err
+        announced = f"PSC login (local)  {base}/api/identity/auth/psc/authorize  ("
+        assert announced in err, err
+        issuer = err.split(announced, 1)[1].split(")", 1)[0]
+        assert httpx.URL(issuer).host == "127.0.0.1" and httpx.URL(issuer).port != port
+        assert str(location).startswith(issuer + "/"), (location, issuer)
 
     assert (data / "patient.db").exists() and (data / "bus.db").exists()
     with started(args) as again:

@@ -24,6 +24,7 @@ from bsante.chassis.store import Query
 from bsante.contracts import topics
 from bsante.contracts.envelope import Envelope
 from bsante.contracts.events import (
+    DmpDocumentSubmitted,
     DmpIntent,
     DocumentSigned,
     InsQualified,
@@ -407,6 +408,7 @@ async def test_usage_indicators_from_documents_and_ins_events(sla: Platform) -> 
     svc = sla.services["sla-monitor"]
     assert svc.events is not None
     qualified, other = uuid.uuid4(), uuid.uuid4()
+    fed = signed(qualified, "11488-4", mss=True)
     messages = [
         PatientCreated(patient_id=qualified, identity_status="provisoire", created_by="u1"),
         PatientCreated(patient_id=other, identity_status="provisoire", created_by="u1"),
@@ -417,9 +419,16 @@ async def test_usage_indicators_from_documents_and_ins_events(sla: Platform) -> 
             via="insi",
             qualified_at=datetime.now(UTC),
         ),
-        signed(qualified, "11488-4", mss=True),
+        fed,
         signed(qualified, "11488-4", mss=False),
         signed(other, "34133-9", mss=False),
+        # The DMP acknowledged one of the qualified patient's two documents.
+        DmpDocumentSubmitted(
+            document_id=fed.document_id,
+            patient_id=qualified,
+            unique_id="1.2.250.1.999.1.1.42",
+            submitted_at=datetime.now(UTC),
+        ),
     ]
     for n, payload in enumerate(messages):
         message = envelope_of(payload, "demo-ehpad", f"s{n}")
@@ -431,9 +440,11 @@ async def test_usage_indicators_from_documents_and_ins_events(sla: Platform) -> 
     [month] = r.json()["months"]
     assert month["counters"]["documents_signed"] == 3
     assert month["documents_per_type"] == {"11488-4": 2, "34133-9": 1}
-    # DMP feeding rate: nothing fed yet, over the 2 documents of the qualified patient.
+    # DMP feeding rate: one document fed (counted once though delivered twice) over the 2
+    # documents of the qualified patient.
     assert month["counters"]["documents_signed_ins_qualified"] == 2
-    assert month["rates"]["dmp_feeding_rate"] == 0.0
+    assert month["counters"]["dmp_documents_fed"] == 1
+    assert month["rates"]["dmp_feeding_rate"] == 0.5
     assert month["rates"]["ins_qualified_share"] == 0.5
     assert month["rates"]["mssante_sending_rate"] == 0.0
     # Another structure sees none of it.

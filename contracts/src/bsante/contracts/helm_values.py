@@ -139,6 +139,26 @@ def _network_target() -> dict[str, Any]:
     return {"type": "array", "items": {"type": "object"}}
 
 
+def _certificates(m: Manifest) -> dict[str, Any]:
+    """`certificates.<service>`: a Secret mounted read-only, settings naming its files."""
+    files = {"type": "string", "minLength": 1, "pattern": "^[^/]"}
+    entry = _object(
+        {
+            "existingSecret": _STRING,
+            "mountPath": {"type": "string", "pattern": "^/"},
+            "files": {
+                "type": "object",
+                "propertyNames": {"pattern": "^[A-Z][A-Z0-9_]*$"},
+                "additionalProperties": {
+                    "oneOf": [files, {"type": "array", "minItems": 1, "items": files}]
+                },
+            },
+        },
+        ["existingSecret", "files"],
+    )
+    return _object({e.name: entry for e in deployed(m) if e.kind == "service"})
+
+
 def schema(m: Manifest) -> dict[str, Any]:
     service = _service_properties()
     return {
@@ -189,6 +209,18 @@ def schema(m: Manifest) -> dict[str, Any]:
                 ),
                 "tokenSigning": _object({"existingSecret": {"type": "string", "minLength": 1}}),
                 "serviceClients": _object({"existingSecret": {"type": "string", "minLength": 1}}),
+                "certificates": _certificates(m),
+                "slaMonitor": _object(
+                    {
+                        "synthetic": _object(
+                            {
+                                "existingSecret": _STRING,
+                                "usernameKey": {"type": "string", "minLength": 1},
+                                "passwordKey": {"type": "string", "minLength": 1},
+                            }
+                        )
+                    }
+                ),
                 "gateway": _object(
                     {
                         "trustedProxies": {"type": "array", "items": _STRING},

@@ -55,6 +55,25 @@ pods). Arguments: (list $root $entry) where $entry is the service's manifest ent
 {{- $_ := set $env (printf "%sSERVICE_TOKEN_URL" $p) (printf "%s/oauth/token" $identity) -}}
 {{- $_ := set $env (printf "%sSERVICE_CLIENT_SECRET_FILE" $p) "/etc/bsante/service-client/secret" -}}
 {{- end -}}
+{{- with include "bsante.certificates" (list $root $e.name) | fromJson -}}
+{{- $dir := .mountPath -}}
+{{- range $key, $file := .files -}}
+{{- if kindIs "slice" $file -}}
+{{- $paths := list -}}
+{{- range $f := $file }}{{ $paths = append $paths (printf "%s/%s" $dir $f) }}{{ end -}}
+{{- $_ := set $env (printf "%s%s" $p $key) (toJson $paths) -}}
+{{- else -}}
+{{- $_ := set $env (printf "%s%s" $p $key) (printf "%s/%s" $dir $file) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $e.name "sla-monitor" -}}
+{{- /* Services are named <release>-<service>: the monitor's {service} sits after the prefix. */ -}}
+{{- $_ := set $env "SLA_MONITOR_PROBE_URL_TEMPLATE" (printf "http://%s-{service}:8080" (include "bsante.fullname" $root)) -}}
+{{- end -}}
+{{- if eq $e.name "documents" -}}
+{{- $_ := set $env "DOCUMENTS_SEED_DEMO" (ternary "true" "false" $root.Values.demo.seed) -}}
+{{- end -}}
 {{- if eq $e.name "identity" -}}
 {{- $_ := set $env "IDENTITY_SEED_DEMO" (ternary "true" "false" $root.Values.demo.seed) -}}
 {{- $_ := set $env "IDENTITY_SIGNING_KEYS_DIR" "/etc/bsante/signing-keys" -}}

@@ -74,3 +74,15 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The certificates Secret of one service ({existingSecret, mountPath, files}), as JSON, or
+{} when none is set (certificates.<service>.existingSecret empty or absent). */}}
+{{- define "bsante.certificates" -}}
+{{- $root := index . 0 -}}
+{{- $c := index ($root.Values.certificates | default dict) (index . 1) | default dict -}}
+{{- if $c.existingSecret -}}
+{{- toJson (dict "existingSecret" $c.existingSecret "mountPath" ($c.mountPath | default "/etc/bsante/certificates") "files" ($c.files | default dict)) -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
