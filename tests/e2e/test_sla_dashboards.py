@@ -196,3 +196,31 @@ async def test_the_status_page_shows_the_platform_state_and_own_tickets(
     assert status["availability_this_month"] == 1.0
     assert texts["#availability"] == ["100.00 %"]
     assert (tmp_path / "status.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("page", "rendered"),
+    [("/docs", ".swagger-ui .info .title"), ("/redoc", "[role=navigation], .menu-content")],
+)
+async def test_the_docs_pages_render_under_the_security_headers(
+    served: tuple[Platform, str], tmp_path: Path, page: str, rendered: str
+) -> None:
+    """The pages' CSP refuses framing but lets their own scripts run: the page draws the API."""
+    p, base = served
+    answer = await p.client.get(page)
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+    def rendered_without_csp_errors() -> list[str]:
+        driver = browser(tmp_path)
+        try:
+            driver.get(base + page)
+            WebDriverWait(driver, 30, poll_frequency=0.1).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, rendered)
+            )
+            console = [entry["message"] for entry in driver.get_log("browser")]
+            return [m for m in console if "Content Security Policy" in m]
+        finally:
+            driver.quit()
+
+    # In a thread: the server answering the browser runs on this event loop.
+    assert await asyncio.to_thread(rendered_without_csp_errors) == []

@@ -161,6 +161,9 @@ async def test_other_pages_cannot_use_the_agent(agent: Agent) -> None:
         "/cps/login", json={"pin": "1234"}, headers={"Origin": "http://evil.test"}
     )
     assert hostile.status_code == 403
+    for answer in (unpaired, hostile):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     preflight = await agent.local.options(
         "/cards",
         headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"},

@@ -2,11 +2,13 @@
 
 `install_web_conventions(app, settings)`: no trailing-slash redirects (they are built from the
 Host header), 415 for a non-JSON body on a JSON route, 304 for an `If-None-Match` naming the
-current ETag, CORS for the configured origins, offline /docs and /redoc, and the OpenAPI
-document rewritten by `bsante.chassis.openapi`.
+current ETag, CORS for the configured origins, security headers on every answer, offline /docs
+and /redoc, and the OpenAPI document rewritten by `bsante.chassis.openapi`.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from fastapi import FastAPI, params
 from fastapi.routing import APIRoute
@@ -16,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bsante.chassis.docs import install_offline_docs
 from bsante.chassis.errors import problem
+from bsante.chassis.http import Network, parse_networks
 from bsante.chassis.openapi import api_routes, finalize_openapi
 from bsante.chassis.settings import ServiceSettings
 
@@ -139,6 +142,77 @@ class ConditionalGetMiddleware:
         await self.app(scope, receive, send_conditionally)
 
 
+HSTS = b"max-age=31536000; includeSubDomains"
+# JSON and files need nothing from a browser; a JSON answer opened as a page runs nothing.
+CSP_DATA = b"default-src 'none'; frame-ancestors 'none'"
+# The HTML pages (offline /docs and /redoc, the SLA dashboards, the PSC simulator's login page,
+# document previews) use inline scripts and styles: they are never framed and load no plugin
+# or foreign base, but their scripts are not restricted (see docs/threat-model.md).
+CSP_HTML = b"frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+def _over_tls(scope: Scope, trusted: tuple[Network, ...]) -> bool:
+    """The request came over TLS: to this server, or to a trusted proxy that says so."""
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    client = scope.get("client")
+    if not client or not trusted:
+        return False
+    forwarded = dict(scope["headers"]).get(b"x-forwarded-proto", b"")
+    if forwarded.split(b",")[0].strip().lower() != b"https":
+        return False
+    try:
+        peer = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    return any(peer in network for network in trusted)
+
+
+class SecurityHeadersMiddleware:
+    """`X-Content-Type-Options`, `Referrer-Policy`, a `Content-Security-Policy` refusing
+    framing, and HSTS when the request came over TLS, on every answer (errors included).
+
+    A header an inner app (a mounted service, a proxied one) already set is kept, so the
+    embedded gateway's pass-through adds nothing twice.
+    """
+
+    def __init__(self, app: ASGIApp, *, trusted_proxies: tuple[Network, ...] = ()) -> None:
+        self.app = app
+        self.trusted_proxies = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tls = _over_tls(scope, self.trusted_proxies)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower(): value for name, value in headers}
+                media = present.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+                wanted = [
+                    *SECURITY_HEADERS,
+                    (b"content-security-policy", CSP_HTML if media == b"text/html" else CSP_DATA),
+                ]
+                if tls:
+                    wanted.append((b"strict-transport-security", HSTS))
+                headers.extend((name, value) for name, value in wanted if name not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def with_security_headers(app: ASGIApp, trusted_proxies: list[str]) -> ASGIApp:
+    """`app` answering with the security headers (the embedded gateway's pass-through)."""
+    return SecurityHeadersMiddleware(app, trusted_proxies=parse_networks(trusted_proxies))
+
+
 CORS_OPTIONS: dict[str, object] = {
     "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     "allow_headers": CORS_ALLOWED_HEADERS,
@@ -181,5 +255,8 @@ def install_web_conventions(
     finalize_openapi(app)
     if openapi_url is not None:
         install_offline_docs(app, openapi_url=openapi_url, title=app.title)
+    app.add_middleware(
+        SecurityHeadersMiddleware, trusted_proxies=parse_networks(settings.trusted_proxies)
+    )
     # Last: the outermost middleware, so every answer (errors included) carries CORS headers.
     install_cors(app, list(settings.cors_origins))

@@ -27,6 +27,7 @@ from bsante.card_bridge import cards
 from bsante.card_bridge.agent import Bridge, PlatformRefused
 from bsante.card_bridge.settings import CardBridgeSettings
 from bsante.chassis.errors import install_problem_handlers, problem
+from bsante.chassis.web import SecurityHeadersMiddleware
 
 PAIRING_SUBPROTOCOL = "bsante.pairing"
 # How card failures answer. 409: the card is not in a state to do it; 422: the card presented
@@ -230,7 +231,8 @@ def build_app(
         allow_headers=["authorization", "content-type"],
         expose_headers=["x-pin-tries-left"],
     )
-    app.state.asgi = OriginGuard(guarded, settings.platform_origin)
+    # The chassis's security headers (nosniff, no referrer, no framing) on every answer.
+    app.state.asgi = SecurityHeadersMiddleware(OriginGuard(guarded, settings.platform_origin))
     return app
 
 

@@ -28,7 +28,7 @@ from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.metrics import metrics_endpoint
 from bsante.chassis.service import Service
 from bsante.chassis.tracing import inject_headers
-from bsante.chassis.web import install_web_conventions, with_cors
+from bsante.chassis.web import install_web_conventions, with_cors, with_security_headers
 from bsante.gateway import openapi
 from bsante.gateway.events import EventFeed, EventHub, install_stream
 from bsante.gateway.settings import GatewaySettings
@@ -114,21 +114,24 @@ class EmbeddedGateway(FastAPI):
 
     The service app has its own middleware stack (ids, body limit, metrics, access log,
     OpenTelemetry server span); running the gateway's FastAPI stack around it as well would
-    double that work on every request. The pass-through keeps the gateway's ids and its body
-    limit and CORS; everything else (health, OpenAPI, docs, metrics, unknown paths) is the
-    gateway's.
+    double that work on every request. The pass-through keeps the gateway's ids, its body
+    limit, its security headers and CORS; everything else (health, OpenAPI, docs, metrics,
+    unknown paths) is the gateway's.
     """
 
     def route_to_services(self, settings: GatewaySettings, apps: dict[str, ASGIApp]) -> None:
         self._service_apps = {f"/api/{name}": app for name, app in apps.items()}
         self._limits = {
             prefix: with_cors(
-                RequestContextMiddleware(
-                    app,
-                    service="gateway",
-                    max_body_bytes=settings.max_body_bytes,
-                    trusted_proxies=settings.trusted_proxies,
-                    record=False,
+                with_security_headers(
+                    RequestContextMiddleware(
+                        app,
+                        service="gateway",
+                        max_body_bytes=settings.max_body_bytes,
+                        trusted_proxies=settings.trusted_proxies,
+                        record=False,
+                    ),
+                    settings.trusted_proxies,
                 ),
                 settings.cors_origins,
             )

@@ -232,6 +232,44 @@ class LoginThrottle:
         return cls(int(data.get("failures", 0)), datetime.fromisoformat(until) if until else None)
 
 
+@dataclass(frozen=True)
+class AddressLimit:
+    """At most `requests` token requests per client address in a window of `window_seconds`."""
+
+    requests: int = 60
+    window_seconds: int = 60
+
+
+@dataclass
+class AddressWindow:
+    """Token requests counted for one client address in its current fixed window."""
+
+    started: datetime | None = None
+    count: int = 0
+
+    def take(self, now: datetime, limit: AddressLimit) -> timedelta | None:
+        """Count one request; when the window is full, how long until it ends (None: allowed)."""
+        if self.started is None or now >= self.started + timedelta(seconds=limit.window_seconds):
+            self.started, self.count = now, 0
+        if self.count >= limit.requests:
+            return self.started + timedelta(seconds=limit.window_seconds) - now
+        self.count += 1
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"started": self.started.isoformat() if self.started else None, "count": self.count}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AddressWindow:
+        started = data.get("started")
+        return cls(datetime.fromisoformat(started) if started else None, int(data.get("count", 0)))
+
+
+def address_key(address: str) -> str:
+    """Document id of a client address's window: a digest, the store keeps no address."""
+    return hashlib.sha256(address.encode()).hexdigest()
+
+
 def throttle_key(username: str) -> str:
     """Document id of a user name's throttle: a digest, so the store holds no typed names."""
     return hashlib.sha256(normalise_username(username).encode()).hexdigest()

@@ -37,6 +37,12 @@ class IdentitySettings(ServiceSettings):
     lockout_threshold: int = Field(5, ge=1, le=100, description="Failures before a lock")
     lockout_base_seconds: int = Field(30, ge=1, description="First lock; doubles per failure")
     lockout_max_seconds: int = Field(3600, ge=1, description="Longest lock")
+    address_limit_requests: int = Field(
+        120, ge=1, le=1_000_000, description="Token requests allowed per client address per window"
+    )
+    address_limit_window_seconds: int = Field(
+        60, ge=1, le=86_400, description="The per-address rate limit's window"
+    )
     key_cache_seconds: float = Field(
         5.0, ge=0, description="How often a replica re-reads the signing keys from the store"
     )

@@ -17,6 +17,7 @@ from bsante.chassis.auth import CurrentPrincipal
 from bsante.chassis.openapi import problems
 from bsante.identity import cps_login
 from bsante.identity.api.deps import (
+    RATE_LIMITED,
     AccountsDep,
     ClockDep,
     CpsVerifierDep,
@@ -67,7 +68,12 @@ def token_response(pair: sessions.TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/auth/token", response_model=TokenResponse, responses=problems(401, 429))
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    responses=problems(401, 429),
+    dependencies=RATE_LIMITED,
+)
 async def login(
     body: PasswordLogin,
     ports: SessionPortsDep,
@@ -75,7 +81,8 @@ async def login(
     hasher: HasherDep,
     lockout: LockoutDep,
 ) -> Any:
-    """Password login. Repeated failures lock the user name for a growing time (429).
+    """Password login. Repeated failures lock the user name for a growing time (429); every
+    token route also limits the requests of one client address (429).
 
     Unknown user names are throttled exactly like existing ones, so the answer never tells
     whether an account exists.
@@ -94,7 +101,12 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
-@router.post("/auth/refresh", response_model=TokenResponse, responses=problems(401))
+@router.post(
+    "/auth/refresh",
+    response_model=TokenResponse,
+    responses=problems(401, 429),
+    dependencies=RATE_LIMITED,
+)
 async def refresh(body: RefreshRequest, ports: SessionPortsDep) -> Any:
     """Exchange a refresh token for a new access token and a new refresh token.
 
@@ -144,7 +156,12 @@ class CpsLogin(BaseModel):
     structure_id: StructureId = None
 
 
-@router.post("/auth/cps/token", response_model=TokenResponse, responses=problems(401, 503))
+@router.post(
+    "/auth/cps/token",
+    response_model=TokenResponse,
+    responses=problems(401, 429, 503),
+    dependencies=RATE_LIMITED,
+)
 async def cps_token(
     body: CpsLogin,
     svc: ServiceDep,

@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 
+from bsante.chassis import context
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.service import service_settings
 from bsante.identity.accounts import Accounts
 from bsante.identity.cps import CpsLoginVerifier
-from bsante.identity.domain import LockoutPolicy
+from bsante.identity.domain import AddressLimit, LockoutPolicy
+from bsante.identity.handlers import throttle
 from bsante.identity.handlers.sessions import SessionPolicy, SessionPorts
 from bsante.identity.keys import KeyRing
 from bsante.identity.ports import Clock, PasswordHasher, UnitOfWorkFactory
@@ -59,6 +61,18 @@ async def lockout(request: Request) -> LockoutPolicy:
     return LockoutPolicy(s.lockout_threshold, s.lockout_base_seconds, s.lockout_max_seconds)
 
 
+async def address_rate_limit(request: Request, svc: ServiceDep) -> None:
+    """Route dependency of the token endpoints: count the request against the client address
+    (the audited one: X-Forwarded-For believed from trusted proxies only), 429 when over."""
+    s = await settings(request)
+    await throttle.count_address_request(
+        svc.messaging.unit_of_work,
+        context.client_address.get() or "unknown",
+        (await clock(request))(),
+        AddressLimit(s.address_limit_requests, s.address_limit_window_seconds),
+    )
+
+
 async def session_ports(request: Request, svc: ServiceDep) -> SessionPorts:
     s = await settings(request)
     return SessionPorts(
@@ -85,6 +99,8 @@ UnitOfWorkDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work)]
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 LockoutDep = Annotated[LockoutPolicy, Depends(lockout)]
 SessionPortsDep = Annotated[SessionPorts, Depends(session_ports)]
+# On every route that issues tokens.
+RATE_LIMITED = [Depends(address_rate_limit)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")]
 

@@ -21,9 +21,10 @@ from pydantic import BaseModel, Field
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import Principal, allowed, issue_service_token
 from bsante.chassis.errors import NotFound
+from bsante.chassis.openapi import problems
 from bsante.contracts.permissions import Action
 from bsante.identity import service_clients
-from bsante.identity.api.deps import KeyRingDep, SettingsDep
+from bsante.identity.api.deps import RATE_LIMITED, KeyRingDep, SettingsDep
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +125,9 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
             "invalid_scope (RFC 6749 section 5.2)",
         },
         401: {"model": OAuthError, "description": "invalid_client"},
+        **problems(429),
     },
+    dependencies=RATE_LIMITED,
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -13,6 +13,7 @@ from bsante.chassis.openapi import problems
 from bsante.identity import psc_login
 from bsante.identity.api.auth import RefreshRequest, TokenResponse, token_response
 from bsante.identity.api.deps import (
+    RATE_LIMITED,
     AccountsDep,
     ClockDep,
     PscClientDep,
@@ -62,7 +63,12 @@ async def psc_authorize(
     return RedirectResponse(url, status_code=302)
 
 
-@router.get("/auth/psc/callback", response_model=TokenResponse, responses=problems(401, 403, 503))
+@router.get(
+    "/auth/psc/callback",
+    response_model=TokenResponse,
+    responses=problems(401, 403, 429, 503),
+    dependencies=RATE_LIMITED,
+)
 async def psc_callback(
     svc: ServiceDep,
     client: PscClientDep,

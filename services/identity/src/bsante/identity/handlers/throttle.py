@@ -1,21 +1,34 @@
-"""Login throttling: each attempt is counted, atomically, before its password is checked."""
+"""Login throttling: each attempt is counted, atomically, before its password is checked;
+every token request is also counted per client address."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bsante.chassis.errors import TooManyAttempts
 from bsante.contracts.events import UserLockedOut
-from bsante.identity.domain import LockoutPolicy, LoginThrottle, User
+from bsante.identity.domain import (
+    AddressLimit,
+    AddressWindow,
+    LockoutPolicy,
+    LoginThrottle,
+    User,
+    address_key,
+)
 from bsante.identity.handlers import retried
 from bsante.identity.ports import UnitOfWorkFactory
 
 THROTTLES = "login_throttles"
+ADDRESS_WINDOWS = "address_windows"
 
 
 class AccountLocked(TooManyAttempts):
     """The user name is locked after repeated failures."""
+
+
+class AddressRateLimited(TooManyAttempts):
+    """Too many token requests from one client address."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +92,35 @@ async def failed(uow: UnitOfWorkFactory, attempt: Attempt, user: User | None) ->
                 structure_id=user.structures[0],
                 subject_id=user.id,
             )
+
+
+async def count_address_request(
+    uow: UnitOfWorkFactory, address: str, now: datetime, limit: AddressLimit
+) -> None:
+    """Count a token request of `address` or refuse it once its window is full.
+
+    As for the lockout, the read and the increment are one write transaction, re-run on a
+    concurrent change: N concurrent requests count N, and at most `limit.requests` pass.
+    """
+    key = address_key(address)
+
+    async def once() -> timedelta | None:
+        async with uow() as unit:
+            doc = await unit.tx.get(ADDRESS_WINDOWS, key)
+            window = AddressWindow.from_json(doc.data) if doc else AddressWindow()
+            wait = window.take(now, limit)
+            if wait is None:
+                if doc is None:
+                    await unit.tx.insert(ADDRESS_WINDOWS, key, window.to_json())
+                else:
+                    await unit.tx.update(ADDRESS_WINDOWS, key, window.to_json(), doc.version)
+            return wait
+
+    wait = await retried(once)
+    if wait is not None:
+        seconds = max(1, int(wait.total_seconds()) + 1)
+        raise AddressRateLimited(
+            f"Too many token requests from this address; try again in {seconds} seconds",
+            errors=[{"field": "client_address", "message": f"rate limited for {seconds} s"}],
+            retry_after_seconds=seconds,
+        )
