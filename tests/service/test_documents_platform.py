@@ -5,13 +5,15 @@ token; signing seals with the demo cachet; the patient timeline shows the signed
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from documents_kit import assert_pdfa_2b  # type: ignore[import-not-found]
 from forms_kit import AGGIR_GIR2  # type: ignore[import-not-found]
 from kit import MEDECIN, Platform, eventually  # type: ignore[import-not-found]
 
 
 async def test_a_report_merges_the_peers_facts_and_signs_into_the_timeline(
-    platform: Platform,
+    platform: Platform, tmp_path: Path
 ) -> None:
     doctor = await platform.login(MEDECIN)
     created = await platform.create_patient(doctor)
@@ -62,6 +64,11 @@ async def test_a_report_merges_the_peers_facts_and_signs_into_the_timeline(
         f"/api/documents/documents/{document_id}/verification", headers=doctor
     )
     assert verified.json()["valid"] is True, verified.json()
+    sealed = await platform.client.get(
+        f"/api/documents/documents/{document_id}/pdf", headers=doctor
+    )
+    assert sealed.status_code == 200 and sealed.content.startswith(b"%PDF")
+    assert_pdfa_2b(sealed.content, tmp_path, "sealed.pdf")
 
     async def in_timeline() -> bool:
         page = await platform.client.get(f"/api/patient/patients/{pid}/timeline", headers=doctor)

@@ -5,6 +5,7 @@ client wrapper."""
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pikepdf
+import pikepdf.pdfa
 from kit import eventually  # type: ignore[import-not-found]
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -247,8 +250,12 @@ class Documents:
 
 @asynccontextmanager
 async def documents_alone(
-    data: Path, *, conformance: Conformance | bool = False, **settings: Any
+    data: Path, *, conformance: Conformance | bool = True, **settings: Any
 ) -> AsyncIterator[Documents]:
+    """The service alone. `conformance=True` (the default) checks every CDA before signing
+    with the CI-SIS kit when it is installed (as the service does), so that every CDA the tests
+    sign passes it; without the kit, documents are signed unchecked and the kit's own tests say
+    they are skipped."""
     data = data.resolve()
     key = SigningKey.generate()
 
@@ -277,6 +284,37 @@ async def documents_alone(
             yield Documents(client, service, sources, sealer, key, data)
     finally:
         await service.stop()
+
+
+def assert_pdfa_2b(data: bytes, directory: Path, name: str = "document.pdf") -> None:
+    """pikepdf's PDF/A-2b validator passes on the PDF (written under `directory`).
+
+    For a sealed PDF, the validator does not check the signature field nor the PAdES developer
+    extension: it reports them as `unsupported`, never as violations. Then there must be no
+    violation, nothing else unsupported, and the file less its form and extension must pass.
+    The recording sealer's marker is removed first (it is not a PDF seal).
+    """
+    data = data.removesuffix(RecordingSealer.MARK)
+    path = directory / name
+    path.write_bytes(data)
+    report = pikepdf.pdfa.validate_written(path, "2b")
+    if report.passed:
+        return
+    assert report.violations == () and report.unsupported, report.summary()
+    assert all(
+        "/AcroForm" in f.where or "/Extensions" in f.where or "Widget" in f.message
+        for f in report.unsupported
+    ), report.summary()
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        assert set(pdf.Root.Extensions.keys()) == {"/ESIC"}
+        del pdf.Root["/Extensions"]
+        del pdf.Root["/AcroForm"]
+        for page in pdf.pages:
+            if "/Annots" in page:
+                del page["/Annots"]
+        pdf.save(path)
+    stripped = pikepdf.pdfa.validate_written(path, "2b")
+    assert stripped.passed, stripped.summary()
 
 
 def now() -> datetime:

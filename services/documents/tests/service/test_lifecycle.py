@@ -4,13 +4,22 @@ finalize (PDF/A), sign (CDA N1, seals, blobs, DocumentSigned), versions, exports
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
+from typing import Any
 
-import pikepdf
-from documents_kit import MEDECIN, OTHER, SECRETARY, Documents  # type: ignore[import-not-found]
+import pytest
+from documents_kit import (  # type: ignore[import-not-found]
+    MEDECIN,
+    OTHER,
+    SECRETARY,
+    Documents,
+    assert_pdfa_2b,
+)
 from lxml import etree
 
 from bsante.contracts.topics import AUDIT, DOCUMENTS
+from bsante.documents import pdf
 
 HL7 = {"h": "urn:hl7-org:v3"}
 
@@ -125,7 +134,7 @@ async def test_finalize_sign_export_and_event(documents: Documents) -> None:
 
     pdf = await documents.client.get(f"/api/documents/documents/{doc_id}/pdf", headers=headers)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    pikepdf.open(io.BytesIO(pdf.content.removesuffix(documents.sealer.MARK))).close()
+    assert_pdfa_2b(pdf.content, documents.data)
     cda = await documents.client.get(f"/api/documents/documents/{doc_id}/cda", headers=headers)
     assert cda.status_code == 200 and cda.headers["content-type"] == "application/xml"
     root = etree.fromstring(cda.content)
@@ -276,3 +285,22 @@ async def test_lists_by_patient_author_and_status(documents: Documents) -> None:
     assert len(mine.json()["items"]) == 2
     drafts = await documents.client.get("/api/documents/documents?status=draft", headers=headers)
     assert [d["patient_id"] for d in drafts.json()["items"]] == [two]
+
+
+async def test_finalize_renders_the_pdf_off_the_event_loop(
+    documents: Documents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service's own path: a renderer recording the thread it ran on.
+    threads: list[int] = []
+    real = pdf.render_body_pdf
+
+    def recording(*args: Any, **kwargs: Any) -> bytes:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pdf, "render_body_pdf", recording)
+    headers = documents.headers()
+    created = await documents.draft(headers, documents.sources.add_patient())
+    final = await documents.finalize(headers, created)
+    assert final.status_code == 200, final.text
+    assert threads and threading.get_ident() not in threads

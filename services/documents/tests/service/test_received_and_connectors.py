@@ -9,7 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from documents_kit import Documents, documents_alone  # type: ignore[import-not-found]
+from documents_kit import (  # type: ignore[import-not-found]
+    Documents,
+    assert_pdfa_2b,
+    documents_alone,
+)
 from lxml import etree
 
 from bsante.contracts.permissions import ServiceScope
@@ -177,6 +181,7 @@ async def test_connectors_fetch_the_signed_artefacts_by_claim_check(documents: D
         f"/api/documents/internal/documents/{signed['id']}/pdf", headers=headers
     )
     assert hashlib.sha256(pdf.content).hexdigest() == signed["pdf"]["sha256"]
+    assert_pdfa_2b(pdf.content, documents.data)
     wrong_scope = documents.service_headers(ServiceScope.DOCUMENTS_ATTACH)
     denied = await documents.client.get(
         f"/api/documents/internal/documents/{signed['id']}/cda", headers=wrong_scope
@@ -212,6 +217,11 @@ async def test_the_cachet_seals_and_a_changed_byte_fails_verification(tmp_path: 
             f"/api/documents/documents/{signed['id']}/cda", headers=headers
         )
         assert b"xmldsig" not in cda.content
+        sealed = await documents.client.get(
+            f"/api/documents/documents/{signed['id']}/pdf", headers=headers
+        )
+        assert sealed.status_code == 200 and sealed.content.startswith(b"%PDF")
+        assert_pdfa_2b(sealed.content, tmp_path, "sealed.pdf")
 
         path = documents.service.blobs.path_of(signed["pdf"]["sha256"])  # type: ignore[attr-defined]
         data = bytearray(path.read_bytes())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from pathlib import Path
 
@@ -81,14 +80,6 @@ def test_a_page_break_starts_a_new_page(tmp_path: Path) -> None:
 
 def test_a_60_row_table_spans_several_pages(report_pdf: bytes) -> None:
     assert len(pikepdf.open(io.BytesIO(report_pdf)).pages) >= 3
-
-
-async def test_rendering_runs_in_a_worker_thread(tmp_path: Path) -> None:
-    body = editor.parse_body(
-        {"sections": [{"title": "Conclusion", "blocks": [{"type": "paragraph", "runs": []}]}]}
-    )
-    data = await asyncio.to_thread(render_body_pdf, _page(signed=False), body)
-    assert len(_assert_pdfa(data, tmp_path).pages) == 1
 
 
 def test_the_page_carries_letterhead_banner_page_numbers_and_signature() -> None:

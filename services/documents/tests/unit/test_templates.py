@@ -384,3 +384,13 @@ def test_merge_values_formats_french_values_and_leaves_unknowns_absent() -> None
     # Every value merged is a catalogue field.
     names = {spec.name for spec in templates.catalogue()}
     assert {f"{g}.{k}" for g, fields in full.items() for k in fields} <= names
+
+
+def test_the_trial_render_fills_every_catalogue_field_and_meets_the_limits() -> None:
+    fields = [_paragraph(f"{{{{ {spec.name} }}}}") for spec in templates.catalogue()]
+    merged = _texts(templates.trial_render(compile_template(_body(*fields))))
+    assert all(merged), merged  # no field merges as nothing
+    loop = "{% for i in (1..1000000) %}{% endfor %}"
+    with pytest.raises(TemplateRejected) as exc:
+        templates.trial_render(compile_template(_body(_paragraph(loop))))
+    assert "loop iteration limit" in exc.value.problems[0].message

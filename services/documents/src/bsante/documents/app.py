@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 
 import httpx
 from pydantic import SecretStr
@@ -12,6 +13,7 @@ from bsante.chassis.blobs import BlobKind
 from bsante.chassis.embedded import EmbeddedContext
 from bsante.chassis.service import Service
 from bsante.chassis.service_client import ServiceClient, token_provider
+from bsante.chassis.tasks import LongRunning
 from bsante.contracts.permissions import ServiceScope
 from bsante.documents import repository
 from bsante.documents.checks import KitConformance
@@ -28,6 +30,24 @@ from bsante.documents.sources import HttpSources, Sources
 SCOPES = [ServiceScope.PATIENT_READ, ServiceScope.DIRECTORY_READ, ServiceScope.FORMS_READ]
 DEMO_STRUCTURES = ["demo-ehpad", "demo-ssiad"]
 RECEIVED_MEDIA_TYPES = frozenset({PDF, XML, "text/xml", "image/jpeg", "image/png"})
+WARM_UP_TASK = "conformance-warm-up"
+
+
+def _warm_up_task(warm_up: Callable[[], object]) -> LongRunning:
+    """Compile the conformance validator's schematrons in a worker thread once the service has
+    started: readiness does not wait for it, and a failure is retried with backoff (and shown
+    by readiness after three in a row). Once done, the task only idles until the service stops.
+
+    Its own thread rather than the CPU pool, so that tens of seconds of compilation do not hold
+    a worker that PDF rendering needs. A signature arriving meanwhile waits for the validator's
+    lock in its worker thread, never on the event loop.
+    """
+
+    async def run() -> None:
+        await asyncio.to_thread(warm_up)
+        await asyncio.Event().wait()
+
+    return LongRunning(WARM_UP_TASK, run)
 
 
 def _sources(
@@ -65,7 +85,8 @@ def build(
 ) -> Service[DocumentsSettings]:
     """`sources` replaces the peers (tests); `transports` reach them in-process (embedded:
     keys patient, identity, forms, token). `conformance`: True checks with the CI-SIS kit when
-    it is installed, False never, or a given check. `sealer`: the signing module's, else
+    it is installed, False never, or a given check (one with a `warm_up()` method is warmed up
+    in the background at start: `_warm_up_task`). `sealer`: the signing module's, else
     nothing is sealed."""
     settings = settings or DocumentsSettings()
 
@@ -109,6 +130,9 @@ def build(
         ipp_root=settings.ipp_root,
     )
     svc.app.state.kit_root = kit_root
+    warm_up = getattr(check, "warm_up", None)
+    if callable(warm_up):
+        svc.supervise(_warm_up_task(warm_up))
     return svc
 
 

@@ -34,6 +34,15 @@ class KitConformance:
     def kit_root(self) -> str:
         return str(self.validator.kit.root)
 
+    def warm_up(self) -> None:
+        """Load the schema and compile the signing schematrons now (tens of seconds the first
+        time in a process, then nothing), so that the first signature does not pay for them.
+        Blocking: the service runs it in a worker thread at start."""
+        kit = self.validator.kit
+        _ = self.validator.schema
+        for sch in signing_schematrons(kit, dlu=True):
+            self.validator.prepare(sch)
+
     def check(self, cda: bytes, *, dlu: bool = False) -> list[dict[str, str]]:
         report = self.validator.validate(cda, signing_schematrons(self.validator.kit, dlu=dlu))
         errors = [{"field": "cda", "message": f"XSD: {error}"} for error in report.xsd_errors]

@@ -10,7 +10,9 @@ syntax errors, variables outside the catalogue (which is also what stops `patien
 and the like: Liquid reads mapping keys, never Python attributes, and the values are plain
 strings), unknown filters and the tags that reach other templates (`include`, `render`).
 `render` runs with python-liquid's limits (loop iterations, output size, local namespace,
-context depth) and validates the merged body against the editor limits.
+context depth) and validates the merged body against the editor limits. `trial_render` merges a
+template with `sample_values` so that a template whose loops or output break those limits is
+refused when it is saved, not only when a document is drafted from it.
 """
 
 from __future__ import annotations
@@ -277,6 +279,32 @@ def compile_template(body: DocumentBody) -> CompiledTemplate:
     if problems:
         raise TemplateRejected(problems)
     return CompiledTemplate(body, compiled, frozenset(used))
+
+
+# -- Trial rendering -------------------------------------------------------------------------
+
+# A plausible value per field type, long enough that output sizes measured on them are close to
+# those of real values.
+_SAMPLE_BY_TYPE: dict[FieldType, str] = {
+    "text": "DUPONT-DURAND Marie-Christine",
+    "date": "28/03/1979",
+    "code": "279035121518989",
+    "number": "100,0 kg",
+    "address": "28 Avenue de Breteuil\n75007 PARIS",
+}
+
+
+def sample_values() -> dict[str, dict[str, str]]:
+    """A value for every catalogue field, nested as `merge_values` builds them."""
+    values: dict[str, dict[str, str]] = {}
+    for spec in _CATALOGUE:
+        values.setdefault(spec.group, {})[spec.name.split(".", 1)[1]] = _SAMPLE_BY_TYPE[spec.type]
+    return values
+
+
+def trial_render(compiled: CompiledTemplate, limits: EditorLimits | None = None) -> DocumentBody:
+    """Merge the template with `sample_values`: `TemplateRejected` when a limit is broken."""
+    return render(compiled, sample_values(), limits)
 
 
 # -- Rendering -------------------------------------------------------------------------------

@@ -43,12 +43,13 @@ def checked_body(raw: dict[str, Any], limits: EditorLimits, prefix: str = "body"
 
 def check_template(draft: TemplateDraft, limits: EditorLimits, kit: str | None) -> DocumentBody:
     """The template's body once its editor JSON, its Liquid (sandboxed: unknown variables,
-    filters and tags refused) and its codes are checked; a 422 naming every fault otherwise."""
+    filters and tags refused; a trial merge with sample values within the loop, output and
+    editor limits) and its codes are checked; a 422 naming every fault otherwise."""
     body = checked_body(draft.body, limits)
     errors: list[dict[str, Any]] = []
     unknown: list[str] = []
     try:
-        liquid.compile_template(body)
+        liquid.trial_render(liquid.compile_template(body), limits)
     except liquid.TemplateRejected as rejected:
         errors.extend({**e, "field": f"body.{e['field']}"} for e in rejected.errors())
         unknown = [p.field for p in rejected.problems if p.field]
