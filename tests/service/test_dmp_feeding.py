@@ -1,24 +1,17 @@
-"""From a qualified patient to the DMP on the embedded platform: the patient's DMP opposition
-(patient service), DocumentSigned to the simulator the platform serves, the timeline, and a
+"""From a qualified patient to the DMP on the embedded platform: a document drafted, finalised
+and signed in the real documents service, the patient's DMP opposition (patient service), the
+connector fetching the CDA from documents, the simulator the platform serves, the timeline, and a
 professional's consultation and DMP administration."""
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from kit import MEDECIN, Platform, eventually  # type: ignore[import-not-found]
 
-from bsante.chassis.bus import Message
-from bsante.chassis.bus.embedded import EmbeddedBus
-from bsante.contracts.envelope import Envelope
-from bsante.contracts.events import DmpIntent, DocumentSigned
-from bsante.documents import cda, samples
-
 BASE = "/api/patient/patients"
+DOCS = "/api/documents"
 DMP = "/api/dmp-connector"
 LEFEVRE = {
     "birth_name": "LEFEVRE",
@@ -28,21 +21,6 @@ LEFEVRE = {
     "birth_place": "51215",
 }
 INS = "279035121518989"
-
-
-class FakeDocuments:
-    """Stands for the documents service (its CDA route) until it joins the platform."""
-
-    def __init__(self) -> None:
-        from fastapi import FastAPI
-        from fastapi.responses import Response
-
-        self.cda: dict[str, bytes] = {}
-        self.app = FastAPI()
-
-        @self.app.get("/internal/documents/{document_id}/cda")
-        async def signed_cda(document_id: str) -> Response:
-            return Response(self.cda[document_id], media_type="application/xml")
 
 
 async def qualified(platform: Platform, headers: dict[str, str]) -> str:
@@ -57,44 +35,28 @@ async def qualified(platform: Platform, headers: dict[str, str]) -> str:
     return str(created.json()["id"])
 
 
-async def publish(platform: Platform, payload: DocumentSigned) -> None:
-    envelope = Envelope(
-        event_type=payload.event_type,
-        schema_version=1,
-        producer="documents",
-        structure_id="demo-ehpad",
-        subject_id=str(payload.set_id),
-        correlation_id=str(uuid.uuid4()),
-        payload=payload.model_dump(mode="json"),
+async def sign_consultation(platform: Platform, headers: dict[str, str], pid: str) -> str:
+    """Draft, finalise and sign a consultation report through the documents API."""
+    templates = await platform.client.get(f"{DOCS}/templates", headers=headers)
+    template = next(t for t in templates.json() if "consultation" in t["name"].lower())
+    drafted = await platform.client.post(
+        f"{DOCS}/patients/{pid}/documents", json={"template_id": template["id"]}, headers=headers
     )
-    bus = EmbeddedBus(platform.data)
-    await bus.start()
-    try:
-        await bus.publish(Message(payload.topic, envelope.subject_id, envelope.to_json(), {}))
-    finally:
-        await bus.stop()
-
-
-def signed(patient_id: str, documents: FakeDocuments) -> tuple[str, DocumentSigned]:
-    document_id = str(uuid.uuid4())
-    meta = samples.metadata(document_id=document_id)
-    body = cda.to_bytes(cda.build_cda_n1(meta, samples.patient(), samples.author(), b"%PDF-1.7"))
-    documents.cda[document_id] = body
-    return document_id, DocumentSigned(
-        document_id=uuid.UUID(document_id),
-        set_id=uuid.uuid4(),
-        version=1,
-        patient_id=uuid.UUID(patient_id),
-        author_id="user-dr-martin",
-        legal_authenticator_id="user-dr-martin",
-        type_code="11488-4",
-        signed_at=datetime.now(UTC),
-        cda_sha256=hashlib.sha256(body).hexdigest(),
-        cda_size=len(body),
-        pdf_sha256="0" * 64,
-        pdf_size=1,
-        dmp=DmpIntent(requested=True),
+    assert drafted.status_code == 201, drafted.text
+    document_id = str(drafted.json()["id"])
+    final = await platform.client.post(
+        f"{DOCS}/documents/{document_id}/finalize",
+        headers={**headers, "If-Match": drafted.headers["ETag"]},
     )
+    assert final.status_code == 200, final.text
+    signed = await platform.client.post(
+        f"{DOCS}/documents/{document_id}/sign",
+        json={},
+        headers={**headers, "If-Match": final.headers["ETag"]},
+    )
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["dmp_requested"] is True  # the INS is qualifiée
+    return document_id
 
 
 async def test_a_signed_document_of_a_qualified_patient_reaches_the_platforms_dmp(
@@ -102,16 +64,13 @@ async def test_a_signed_document_of_a_qualified_patient_reaches_the_platforms_dm
 ) -> None:
     doctor = await platform.login(MEDECIN)
     pid = await qualified(platform, doctor)
-    documents = FakeDocuments()
-    platform.services["documents"] = documents  # type: ignore[assignment]
 
     opposed = await platform.client.put(
         f"{BASE}/{pid}/dmp-opposition", json={"opposed": True}, headers=doctor
     )
     assert opposed.status_code == 200, opposed.text
     assert opposed.json()["dmp_opposition"] is True
-    document_id, event = signed(pid, documents)
-    await publish(platform, event)
+    document_id = await sign_consultation(platform, doctor, pid)
 
     async def state(*states: str) -> bool:
         r = await platform.client.get(f"{DMP}/documents/{document_id}/dmp", headers=doctor)
@@ -128,7 +87,9 @@ async def test_a_signed_document_of_a_qualified_patient_reaches_the_platforms_dm
     simulator = repository.rsplit("/", 1)[0]
     async with httpx.AsyncClient() as client:
         held = (await client.get(f"{simulator}/patients/{INS}/documents")).json()["documents"]
-    assert [d["unique_id"] for d in held] == [f"1.2.250.1.999.1.1^{document_id}"]
+    assert len(held) == 1, held  # exactly once
+    unique_id = held[0]["unique_id"]
+    assert unique_id.endswith(f"^{document_id}")
 
     async def on_timeline() -> bool:
         r = await platform.client.get(f"{BASE}/{pid}/timeline", headers=doctor)
@@ -149,11 +110,13 @@ async def test_a_signed_document_of_a_qualified_patient_reaches_the_platforms_dm
     assert authorised.status_code == 200, authorised.text
     assert authorised.json()["structure_authorisation"] == "autorise"
     listed = await platform.client.get(f"{DMP}/patients/{pid}/dmp-documents", headers=doctor)
-    assert [d["unique_id"] for d in listed.json()] == [f"1.2.250.1.999.1.1^{document_id}"]
+    assert [d["unique_id"] for d in listed.json()] == [unique_id]
     one = await platform.client.get(
-        f"{DMP}/patients/{pid}/dmp-documents/1.2.250.1.999.1.1^{document_id}", headers=doctor
+        f"{DMP}/patients/{pid}/dmp-documents/{unique_id}", headers=doctor
     )
-    assert one.status_code == 200 and one.content == documents.cda[document_id]
+    signed_cda = await platform.client.get(f"{DOCS}/documents/{document_id}/cda", headers=doctor)
+    assert signed_cda.status_code == 200
+    assert one.status_code == 200 and one.content == signed_cda.content
 
     # The access history is for the médecin traitant DMP only.
     refused = await platform.client.get(f"{DMP}/patients/{pid}/dmp/access-history", headers=doctor)

@@ -53,6 +53,9 @@ from bsante.dmp_connector.settings import DmpConnectorSettings
 from bsante.documents import cda, samples
 
 STRUCTURE = "demo-ehpad"
+# Its national id (1 + the FINESS of the sample author's organisation the CDAs carry): what the
+# VIHF names, and what the DMP keys a structure's authorisations on.
+STRUCT_ID_NAT = "1750000001"
 INS = "279035121518989"  # the kit's test patient, in the simulator's demo set
 INS_OID = "1.2.250.1.213.1.4.10"
 RPPS_PS_ID_NAT = "810001234567"
@@ -62,7 +65,7 @@ CLOSED_INS = "185057800608436"
 AUTHORISED_INS = "162018885045327"
 DATASET = {
     INS: {"status": "ouvert"},
-    AUTHORISED_INS: {"status": "ouvert", "authorisations": {STRUCTURE: "autorise"}},
+    AUTHORISED_INS: {"status": "ouvert", "authorisations": {STRUCT_ID_NAT: "autorise"}},
     CLOSED_INS: {"status": "ferme"},
 }
 
@@ -173,6 +176,12 @@ def fake_identity(key: SigningKey) -> FastAPI:
                 "expires_in": 600,
             }
         )
+
+    @app.get("/internal/structures/{structure_id}")
+    async def structure(structure_id: str) -> JSONResponse:
+        if structure_id != STRUCTURE:
+            return JSONResponse({"title": "No such structure"}, status_code=404)
+        return JSONResponse({"id": structure_id, "name": "EHPAD démo", "finess": "750000001"})
 
     return app
 
@@ -399,6 +408,7 @@ def connector_settings(
         "store_url": f"sqlite:///{data / 'dmp-connector.db'}",
         "bus_url": f"embedded://{data}",
         "documents_url": "http://documents",
+        "identity_url": "http://identity",
         "service_token_url": "http://identity/oauth/token",
         "service_client_secret": "s",
         "dmp_repository_url": f"{dmp_url}/repository",

@@ -16,6 +16,7 @@ import pytest
 from dmp_kit import (  # type: ignore[import-not-found]
     INS,
     INS_OID,
+    STRUCT_ID_NAT,
     Connector,
     Recording,
     Simulator,
@@ -152,6 +153,8 @@ async def test_the_iti41_request_sent_is_valid_and_its_vihf_verifies_with_xmlsec
     assert token.name_id == "810001234567"
     assert token.one(vihf.RESOURCE_ID) == f"{INS}^^^&{INS_OID}&ISO^NH"
     assert token.roles == ["10", "SM54"]
+    # The national id of the author's organisation in the CDA, never the tenant id.
+    assert token.one("Identifiant_Structure") == STRUCT_ID_NAT
     xmlsec1 = shutil.which("xmlsec1")
     if xmlsec1 is None:
         pytest.skip(

@@ -22,11 +22,18 @@ from bsante.dmp_connector import pki, repository, vihf
 from bsante.dmp_connector.dmp_client import DmpClient, Endpoints
 from bsante.dmp_connector.feeding import ENDPOINT, Feeder, subscriptions
 from bsante.dmp_connector.http import router
-from bsante.dmp_connector.peers import Documents, HttpDocuments, HttpPatients, Patients
+from bsante.dmp_connector.peers import (
+    Documents,
+    HttpDocuments,
+    HttpPatients,
+    HttpStructures,
+    Patients,
+    Structures,
+)
 from bsante.dmp_connector.settings import DmpConnectorSettings
 
 log = structlog.get_logger(__name__)
-SCOPES = [ServiceScope.PATIENT_READ, ServiceScope.DOCUMENTS_READ]
+SCOPES = [ServiceScope.PATIENT_READ, ServiceScope.DOCUMENTS_READ, ServiceScope.DIRECTORY_READ]
 
 
 def signing_key(settings: DmpConnectorSettings) -> vihf.SigningKey:
@@ -47,8 +54,10 @@ def build(
     jwks: JwksSource | None = None,
     documents: Documents | None = None,
     patients: Patients | None = None,
+    structures: Structures | None = None,
     documents_transport: httpx.AsyncBaseTransport | None = None,
     patient_transport: httpx.AsyncBaseTransport | None = None,
+    identity_transport: httpx.AsyncBaseTransport | None = None,
     token_transport: httpx.AsyncBaseTransport | None = None,
     dmp_transport: httpx.AsyncBaseTransport | None = None,
     simulator_trust: Path | None = None,
@@ -56,8 +65,16 @@ def build(
     """`documents`/`patients` replace the platform services (tests); the transports reach
     them in-process (embedded platform); `simulator_trust` starts the DMP simulator too."""
     settings = settings or DmpConnectorSettings()
-    if documents is None or patients is None:
+    if documents is None or patients is None or structures is None:
         tokens = token_provider(settings, list(SCOPES), transport=token_transport)
+        structures = structures or HttpStructures(
+            ServiceClient(
+                settings.identity_url,
+                tokens,
+                timeout=settings.peer_timeout_seconds,
+                transport=identity_transport or token_transport,
+            )
+        )
         documents = documents or HttpDocuments(
             ServiceClient(
                 settings.documents_url,
@@ -104,7 +121,6 @@ def build(
         dmp=dmp,
         source_id=settings.source_id,
         practice_setting=settings.practice_setting_code,
-        structure_ids={},
     )
 
     async def close_dmp(_: Service[DmpConnectorSettings]) -> None:
@@ -135,7 +151,7 @@ def build(
         state={
             "patients": patients,
             "dmp": dmp,
-            "structure_ids": feeder.structure_ids,
+            "structures": structures,
             "feeder": feeder,
         },
     )
@@ -202,6 +218,7 @@ def build_embedded(context: EmbeddedContext) -> Service[DmpConnectorSettings]:
             "bus_url": context.bus_url,
             "documents_url": "http://documents",
             "patient_url": "http://patient",
+            "identity_url": "http://identity",
             "service_token_url": "http://identity/oauth/token",
             "service_client_secret": SecretStr(secret),
             "signing_cert_file": env.signing_cert_file or str(demo.cert),

@@ -20,7 +20,7 @@ from bsante.chassis.store import Store
 from bsante.dmp_connector import vihf, xds
 from bsante.dmp_connector.dmp_client import DmpClient, DmpRefused, DmpUnavailable
 from bsante.dmp_connector.feeding import VISIBILITY, WITHDRAW, ChangeJob
-from bsante.dmp_connector.peers import PatientIns, Patients, PeerUnavailable
+from bsante.dmp_connector.peers import PatientIns, Patients, PeerUnavailable, Structures
 from bsante.dmp_connector.repository import State, Submission, get_submission, save_submission
 
 UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
@@ -48,7 +48,7 @@ class Ports:
     unit_of_work: UnitOfWorkFactory
     patients: Patients
     dmp: DmpClient
-    structure_ids: dict[str, str]
+    structures: Structures
     sector: str = "SA07"
 
 
@@ -129,12 +129,23 @@ async def request_change(
 # -- consultation and administration (synchronous DMP calls) ----------------------------------
 
 
-def actor_of(ports: Ports, principal: Principal) -> vihf.Actor:
+async def actor_of(ports: Ports, principal: Principal) -> vihf.Actor:
     ps_id_nat = principal.claims.get("ps_id_nat")
     if not ps_id_nat:
         raise AccessDenied(
             "A DMP access needs a professional identified by a PSIdNat",
             errors=[{"field": "ps_id_nat", "message": "absent from the token"}],
+        )
+    # Identifiant_Structure is the national structure id (StructIdNat), not our tenant id: the
+    # DMP keys the structure's authorisations and the documents it fed on it.
+    try:
+        struct_id_nat = await ports.structures.struct_id_nat(principal.acting_structure)
+    except PeerUnavailable as error:
+        raise Unavailable(f"The identity service is unavailable ({error})") from None
+    if not struct_id_nat:
+        raise ConflictError(
+            "A DMP access needs the structure's national id: the structure has no FINESS",
+            errors=[{"field": "acting_structure", "message": "no FINESS in the directory"}],
         )
     profession = principal.profession or "10"
     return vihf.Actor(
@@ -142,9 +153,7 @@ def actor_of(ports: Ports, principal: Principal) -> vihf.Actor:
         name=str(principal.claims.get("name") or ps_id_nat),
         profession=profession,
         profession_display=PROFESSIONS.get(profession, profession),
-        structure_id=ports.structure_ids.get(
-            principal.acting_structure, principal.acting_structure
-        ),
+        structure_id=struct_id_nat,
         sector=ports.sector,
     )
 
@@ -190,7 +199,7 @@ async def list_documents(
     ports: Ports, principal: Principal, patient_id: uuid.UUID
 ) -> list[xds.EntryView]:
     patient = await _ins(ports, principal, patient_id)
-    actor = actor_of(ports, principal)
+    actor = await actor_of(ports, principal)
     response, found = await _call(
         ports.dmp.query(
             actor,
@@ -209,7 +218,7 @@ async def retrieve_document(
     ports: Ports, principal: Principal, patient_id: uuid.UUID, unique_id: str
 ) -> tuple[bytes, str]:
     patient = await _ins(ports, principal, patient_id)
-    actor = actor_of(ports, principal)
+    actor = await actor_of(ports, principal)
     ins, oid = patient.ins or "", patient.ins_oid or ""
     response, found = await _call(ports.dmp.query(actor, ins, oid, xds.get_documents([unique_id])))
     _raise_failure(response)
@@ -243,7 +252,7 @@ async def dmp_state(
     **attributes: str,
 ) -> dict[str, Any]:
     patient = await _ins(ports, principal, patient_id)
-    actor = actor_of(ports, principal)
+    actor = await actor_of(ports, principal)
     if declare_self:
         attributes["psIdNat"] = actor.ps_id_nat
     answer = await _call(

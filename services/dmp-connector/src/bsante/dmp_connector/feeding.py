@@ -282,7 +282,6 @@ class Feeder:
     dmp: DmpClient
     source_id: str
     practice_setting: str
-    structure_ids: dict[str, str]
 
     def kinds(
         self, attempts: int, backoff: float, timeout: float = 60.0
@@ -350,8 +349,14 @@ class Feeder:
             raise PermanentJobError("INS_MISMATCH: the CDA names another INS than the record")
         return facts, cda, patient.ins, patient.ins_oid
 
-    def actor(self, facts: CdaFacts, structure_id: str) -> vihf.Actor:
+    def actor(self, facts: CdaFacts) -> vihf.Actor:
         author = facts.author
+        # Identifiant_Structure is the national id (StructIdNat) of the author's organisation
+        # the CDA carries, never our tenant id: the DMP knows structures by that id only.
+        if not facts.institution_id:
+            raise PermanentJobError(
+                "NO_STRUCTURE_ID: the CDA's author organisation carries no national structure id"
+            )
         code = author.profession.code if author.profession else "G15_10"
         profession, _, specialty = code.removeprefix("G15_").partition("/")
         return vihf.Actor(
@@ -359,7 +364,7 @@ class Feeder:
             name=f"{author.given} {author.family}".strip(),
             profession=profession,
             profession_display=author.profession.display if author.profession else "",
-            structure_id=self.structure_ids.get(structure_id, structure_id),
+            structure_id=facts.institution_id,
             sector=facts.facility_type.code if facts.facility_type else "SA07",
             specialty=specialty or None,
         )
@@ -420,7 +425,7 @@ class Feeder:
         if submission.state is not State.QUEUED:
             return Outcome(unique_id=submission.unique_id or "", skipped=submission.state.value)
         facts, cda, ins, oid = await self._prepare(submission)
-        actor = self.actor(facts, submission.structure_id)
+        actor = self.actor(facts)
         state = await self.dmp.admin(actor, ins, oid, "TestExistence")
         if state.get("exists") != "true":
             raise PermanentJobError("DMP_ABSENT: the patient has no DMP")
@@ -614,7 +619,7 @@ class Feeder:
             cda,
             patient.ins,
             patient.ins_oid,
-            self.actor(facts, submission.structure_id),
+            self.actor(facts),
         )
 
     async def changed(self, uow: UnitOfWork, job: Job[ChangeJob], outcome: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ async def ports(svc: ServiceDep, request: Request) -> consultation.Ports:
         unit_of_work=svc.messaging.unit_of_work,
         patients=request.app.state.patients,
         dmp=request.app.state.dmp,
-        structure_ids=request.app.state.structure_ids,
+        structures=request.app.state.structures,
     )
 
 

@@ -1,4 +1,5 @@
-"""The platform services the connector reads: documents (the signed CDA) and patient (the INS).
+"""The platform services the connector reads: documents (the signed CDA), patient (the INS) and
+identity (the national id of the acting structure, for the VIHF of a consultation).
 
 Both are called with the connector's service token; a wrong answer is a value or a specific
 error, never a crash of the job that asked.
@@ -42,6 +43,10 @@ class Patients(Protocol):
     async def ins(
         self, patient_id: str, *, structure_id: str, on_behalf_of: str
     ) -> PatientIns | None: ...
+
+
+class Structures(Protocol):
+    async def struct_id_nat(self, structure_id: str) -> str | None: ...
 
 
 async def _get(
@@ -97,6 +102,27 @@ class HttpPatients:
             ins_oid=ins.get("oid"),
             dmp_opposition=bool(body.get("dmp_opposition", False)),
         )
+
+
+class HttpStructures:
+    """The StructIdNat (1 + FINESS) of a tenant structure, from identity's directory."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+        # A structure's FINESS does not change under a running connector.
+        self.known: dict[str, str] = {}
+
+    async def struct_id_nat(self, structure_id: str) -> str | None:
+        if structure_id in self.known:
+            return self.known[structure_id]
+        response = await _get(self.client, f"/internal/structures/{structure_id}")
+        if response.status_code != 200:
+            return None
+        finess = response.json().get("finess")
+        if not finess:
+            return None
+        self.known[structure_id] = f"1{finess}"
+        return self.known[structure_id]
 
 
 def check_claim(data: bytes, sha256: str, size: int) -> None:

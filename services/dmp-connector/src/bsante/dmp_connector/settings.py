@@ -20,6 +20,10 @@ class DmpConnectorSettings(ServiceSettings):
         "http://127.0.0.1:8000/api/patient",
         description="Patient service base URL (INS of a record, scope patient:read)",
     )
+    identity_url: str = Field(
+        "http://127.0.0.1:8000/api/identity",
+        description="Identity service base URL (StructIdNat of a structure, scope directory:read)",
+    )
     peer_timeout_seconds: float = Field(10.0, gt=0, le=60)
     # The DMP (or any XDS.b repository and registry): endpoints, TLS client, VIHF signature.
     dmp_repository_url: str = Field(
