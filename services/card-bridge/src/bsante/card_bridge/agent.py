@@ -137,7 +137,7 @@ class Bridge:
             kind = await self.on_card(reader, cards.identify)
             if kind == "cps":
                 certificates = await self.on_card(reader, lambda c: Cps(c).certificates())
-                state.ps_id_nat = _ps_id_nat(certificates)
+                state.ps_id_nat = ps_id_nat_of(certificates)
         except CardError as error:
             kind, state.error = kind or "unknown", f"{error.kind}: {error}"
         state.kind = kind  # last: a card listed with its kind is fully identified
@@ -270,6 +270,29 @@ class Bridge:
                 return state.reader
         raise cards.UnknownCard("no CPS in any reader")
 
+    async def cps_certificates(self, reader: str | None = None) -> tuple[str, CpsCertificates]:
+        """The reader used and the certificates of its CPS (no PIN needed to read them)."""
+        reader = reader or self._cps_reader()
+        return reader, await self.on_card(reader, lambda card: Cps(card).certificates())
+
+    async def cps_sign(
+        self, pin: str, digest: bytes, algorithm: str, reader: str | None = None
+    ) -> tuple[CpsCertificates, bytes]:
+        """The CPS's signature key signs ``digest`` after the PIN, with its certificates.
+
+        The PIN is presented on the same card connection as the signature: nothing is left
+        unlocked between two requests.
+        """
+        reader = reader or self._cps_reader()
+
+        def sign(card: cards.Transport) -> tuple[CpsCertificates, bytes]:
+            cps = Cps(card)
+            certificates = cps.certificates()
+            cps.verify_pin(pin)
+            return certificates, cps.sign_digest(digest, algorithm)
+
+        return await self.on_card(reader, sign)
+
     async def pin_tries_left(self, reader: str | None = None) -> int:
         def tries(card: cards.Transport) -> int:
             cps = Cps(card)
@@ -288,7 +311,8 @@ def with_card(reader: str, operation: Callable[[cards.Transport], T]) -> T:
         context.close()
 
 
-def _ps_id_nat(certificates: CpsCertificates) -> str | None:
+def ps_id_nat_of(certificates: CpsCertificates) -> str | None:
+    """The PSIdNat of a CPS: its certificates' CN, before the "/"."""
     from cryptography.x509.oid import NameOID
 
     for attribute in certificates.authentication.subject.get_attributes_for_oid(

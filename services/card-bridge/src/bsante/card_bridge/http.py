@@ -10,21 +10,23 @@ not stop a "simple" cross-origin POST from being executed.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bsante.card_bridge import cards
-from bsante.card_bridge.agent import Bridge, PlatformRefused
+from bsante.card_bridge.agent import Bridge, PlatformRefused, ps_id_nat_of
 from bsante.card_bridge.settings import CardBridgeSettings
 from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.web import SecurityHeadersMiddleware
@@ -84,6 +86,43 @@ class TokenIn(BaseModel):
 class PinIn(BaseModel):
     pin: str = Field(min_length=1, max_length=16)
     reader: str | None = Field(default=None, max_length=200)
+
+
+DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+class SignDigestIn(PinIn):
+    """A digest for the CPS's signature key (PKCS#1 v1.5 over its DigestInfo)."""
+
+    hash_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
+    digest: str = Field(min_length=1, max_length=200, description="Base64 of the digest")
+
+    @field_validator("digest")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("not base64") from None
+        return value
+
+    @model_validator(mode="after")
+    def _sized(self) -> SignDigestIn:
+        if len(self.raw_digest) != DIGEST_SIZES[self.hash_algorithm]:
+            raise ValueError(
+                f"digest: a {self.hash_algorithm} digest has "
+                f"{DIGEST_SIZES[self.hash_algorithm]} bytes"
+            )
+        return self
+
+    @property
+    def raw_digest(self) -> bytes:
+        return base64.b64decode(self.digest)
+
+
+def _chain_out(found: cards.CpsCertificates) -> list[str]:
+    """The signature certificate, then its issuer (base64 DER)."""
+    return [cards.CpsCertificates.b64(found.signature), cards.CpsCertificates.b64(found.issuer)]
 
 
 def build_app(
@@ -183,6 +222,30 @@ def build_app(
     async def cps_login(body: PinIn) -> dict[str, Any]:
         """PIN to the card, identity's challenge signed by it: the professional's tokens."""
         return await bridge.cps_login(body.pin, body.reader)
+
+    @app.get("/cps/certificates", dependencies=[Paired])
+    async def cps_certificates(reader: str | None = None) -> dict[str, Any]:
+        """The certificates of the inserted CPS's signature key (what a signer embeds)."""
+        used, found = await bridge.cps_certificates(reader)
+        return {
+            "reader": used,
+            "ps_id_nat": ps_id_nat_of(found),
+            "certificates": _chain_out(found),
+        }
+
+    @app.post("/cps/sign", dependencies=[Paired])
+    async def cps_sign(body: SignDigestIn) -> dict[str, Any]:
+        """The PIN to the card, then its signature key signs the digest (the documents
+        service's `KeyHandle.sign` on a card): the signature and the certificate chain."""
+        found, signature = await bridge.cps_sign(
+            body.pin, body.raw_digest, body.hash_algorithm, body.reader
+        )
+        return {
+            "hash_algorithm": body.hash_algorithm,
+            "signature": base64.b64encode(signature).decode(),
+            "ps_id_nat": ps_id_nat_of(found),
+            "certificates": _chain_out(found),
+        }
 
     @app.get("/cps/pin", dependencies=[Paired])
     async def pin_status(reader: str | None = None) -> dict[str, int]:

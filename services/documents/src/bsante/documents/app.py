@@ -17,6 +17,7 @@ from bsante.chassis.tasks import LongRunning
 from bsante.contracts.permissions import ServiceScope
 from bsante.documents import repository
 from bsante.documents.checks import KitConformance
+from bsante.documents.cps import CpsSigning
 from bsante.documents.editor import EditorLimits
 from bsante.documents.handlers import Ports
 from bsante.documents.handlers.common import PDF, XML, BlobKinds, Conformance
@@ -24,6 +25,7 @@ from bsante.documents.handlers.templates import seed_demo
 from bsante.documents.http import router
 from bsante.documents.sealing import Sealer, configured_sealer
 from bsante.documents.settings import DocumentsSettings
+from bsante.documents.signing import load_certificates
 from bsante.documents.sources import HttpSources, Sources
 
 # What the documents service asks its peers for, with its own service token.
@@ -119,6 +121,11 @@ def build(
         blobs=svc.blobs,
         sources=sources or _sources(settings, transports or {}),
         sealer=sealer or configured_sealer(settings),
+        cps=CpsSigning(
+            settings.card_bridge_url,
+            load_certificates(settings.cps_trust_anchor_files),
+            timeout_seconds=settings.card_bridge_timeout_seconds,
+        ),
         conformance=check,
         kinds=BlobKinds(
             pdf=BlobKind("document-pdf", 50_000_000, frozenset({PDF})),

@@ -128,6 +128,8 @@ class Document(BaseModel):
     finalized_by: str | None = None
     signed_at: datetime | None = None
     signed_by: str | None = None
+    # Who sealed the artefacts: the structure's cachet, or the signer's own CPS card.
+    signed_with: Literal["cachet", "cps"] | None = None
     abandoned_at: datetime | None = None
     pdf: Artefact | None = None
     cda: Artefact | None = None

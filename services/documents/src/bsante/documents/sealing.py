@@ -94,20 +94,22 @@ class CachetSealer:
 
     def verify(self, cda: bytes, pdf: bytes | None, *, cda_signature: bytes | None) -> Verification:
         sealer = next(iter(self._sealers.values()), None) or self._loaded(None)
-        found = sealer.verify(cda, pdf, cda_signature=cda_signature)
-        problems = [
-            f"{a.artefact}: {a.reason}"
-            for a in (found.cda, found.pdf)
-            if a is not None and not a.valid
-        ]
-        return Verification(
-            cda_valid=found.cda is not None and found.cda.valid,
-            # A received PDF is shared unsealed: only its CDA carries a seal.
-            pdf_valid=found.pdf.valid if found.pdf is not None else pdf is None,
-            sealed=True,
-            problems=problems,
-            signer=found.cda.signer_subject if found.cda is not None else None,
-        )
+        return verification_of(sealer.verify(cda, pdf, cda_signature=cda_signature), pdf)
+
+
+def verification_of(found: signing.Verification, pdf: bytes | None) -> Verification:
+    """The signing module's findings as the port's `Verification`."""
+    problems = [
+        f"{a.artefact}: {a.reason}" for a in (found.cda, found.pdf) if a is not None and not a.valid
+    ]
+    return Verification(
+        cda_valid=found.cda is not None and found.cda.valid,
+        # A received PDF is shared unsealed: only its CDA carries a seal.
+        pdf_valid=found.pdf.valid if found.pdf is not None else pdf is None,
+        sealed=True,
+        problems=problems,
+        signer=found.cda.signer_subject if found.cda is not None else None,
+    )
 
 
 def configured_sealer(settings: SealingSettings) -> Sealer:

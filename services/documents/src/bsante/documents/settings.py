@@ -49,4 +49,17 @@ class DocumentsSettings(ServiceSettings, SealingSettings):
         "http://127.0.0.1:8000/api/forms", description="Base URL of the forms service"
     )
     peer_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    card_bridge_url: str = Field(
+        "",
+        description="The card bridge agent's local API (signing with the signer's own CPS; "
+        "same workstation only, e.g. http://127.0.0.1:8088); empty: CPS signing is refused",
+    )
+    card_bridge_timeout_seconds: float = Field(
+        30.0, gt=0, le=120, description="A card signature, PIN included, is slow"
+    )
+    cps_trust_anchor_files: list[str] = Field(
+        default_factory=list,
+        description="PEM CA certificates CPS signatures are verified to (JSON list): the "
+        "IGC-Santé roots and intermediates in production, the test CA in tests",
+    )
     seed_demo: bool = Field(True, description="Seed the demo templates of the demo structures")

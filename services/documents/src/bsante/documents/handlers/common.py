@@ -15,6 +15,7 @@ from bsante.chassis.messaging import UnitOfWork
 from bsante.chassis.store import Store
 from bsante.contracts.events import AccessAction
 from bsante.documents import repository
+from bsante.documents.cps import CpsSigning
 from bsante.documents.domain import Document, NoSuchDocument
 from bsante.documents.editor import EditorLimits
 from bsante.documents.sealing import Sealer
@@ -53,6 +54,8 @@ class Ports:
     sealer: Sealer
     conformance: Conformance | None
     kinds: BlobKinds
+    # The signer's own CPS through the card bridge (None: only the cachet seals).
+    cps: CpsSigning | None = None
     limits: EditorLimits = EditorLimits()
     id_root: str = "1.2.250.1.999.1.1"
     ipp_root: str = "1.2.250.1.999.1.2"

@@ -24,6 +24,7 @@ from bsante.contracts.events.documents import (
     MssRecipient,
 )
 from bsante.documents import cda, dlu, pdf, repository
+from bsante.documents.cps import CardAccess, CardBridgeKey, CpsNotConfigured
 from bsante.documents.domain import Artefact, Document, DocumentsRefusal, Sharing, WrongState
 from bsante.documents.handlers.common import PDF, XML, Caller, Ports, audit, document
 from bsante.documents.handlers.drafts import Saved, author_of, body_of, patient_of, structure_of
@@ -151,6 +152,8 @@ class SignRequest:
     dmp: bool | None = None
     dmp_visibility: list[DmpVisibility] = field(default_factory=list)
     mssante: list[MssRecipient] = field(default_factory=list)
+    # The signer's own CPS signs instead of the structure's cachet.
+    card: CardAccess | None = None
 
 
 class NotConformant(DocumentsRefusal):
@@ -209,6 +212,7 @@ async def sign(
         )
     organisation = _organisation(found)
     signer = _professional(signer_facts, organisation)
+    card = await _signers_card(ports, request.card, signer_facts.rpps)
     signed_at = ports.clock()
     if shared:
         # Not ours to change: the received PDF goes into the CDA byte for byte, unsealed; the
@@ -220,7 +224,11 @@ async def sign(
         author = _professional(author_of(found.facts), organisation)
         page = _page(found, ports, author, signed_at)
         rendered = await run_cpu(pdf.render_body_pdf, page, body_of(found), found.values)
-        sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, finess=organisation.finess)
+        if card is not None:
+            assert ports.cps is not None
+            sealed_pdf = await run_cpu(ports.cps.seal_pdf, card, rendered, signed_at=signed_at)
+        else:
+            sealed_pdf = await run_cpu(ports.sealer.seal_pdf, rendered, finess=organisation.finess)
     metadata = _metadata(ports, found, signed_at)
     structured_dlu = not shared and "dlu_answers" in found.facts
     if structured_dlu:
@@ -253,7 +261,12 @@ async def sign(
                 f"The CDA fails {len(failed)} CI-SIS check(s): nothing was signed",
                 errors=failed,
             )
-    signature = await run_cpu(ports.sealer.seal_cda, document_bytes, finess=organisation.finess)
+    signature: bytes | None
+    if card is not None:
+        assert ports.cps is not None
+        signature = await run_cpu(ports.cps.seal_cda, card, document_bytes, signed_at=signed_at)
+    else:
+        signature = await run_cpu(ports.sealer.seal_cda, document_bytes, finess=organisation.finess)
     owner = _owner(found.id)
     pdf_artefact = (
         found.file
@@ -274,6 +287,7 @@ async def sign(
             "status": "signed",
             "signed_at": signed_at,
             "signed_by": caller.user,
+            "signed_with": "cps" if card is not None else "cachet",
             "pdf": pdf_artefact,
             "cda": cda_artefact,
             "cda_signature": signature_artefact,
@@ -327,6 +341,25 @@ async def sign(
                 )
         await audit(uow, caller, found.patient_id, "update")
     return Saved(signed, version)
+
+
+async def _signers_card(ports: Ports, access: CardAccess | None, rpps: str) -> CardBridgeKey | None:
+    """The CPS in the workstation's reader, when it signs: it must be the signer's own card."""
+    if access is None:
+        return None
+    if ports.cps is None:
+        raise CpsNotConfigured(
+            "Signing with a CPS is not available on this platform",
+            errors=[{"field": "signer.mode", "message": "no card bridge configured"}],
+        )
+    card = await run_cpu(ports.cps.key, access)
+    # A CPS's PSIdNat is the RPPS behind the identifier type 8.
+    if card.ps_id_nat not in (f"8{rpps}", rpps):
+        raise AccessDenied(
+            "The CPS in the reader is not the signer's own card: nothing was signed",
+            errors=[{"field": "signer", "message": "the card belongs to another professional"}],
+        )
+    return card
 
 
 def _shareable(found: Document) -> None:
@@ -412,7 +445,13 @@ async def verification(
         result = Verification(cda_valid=False, pdf_valid=False, sealed=True, problems=problems)
     else:
         sealed_pdf = pdf_bytes if found.is_produced else None
-        result = await run_cpu(ports.sealer.verify, cda_bytes, sealed_pdf, cda_signature=signature)
+        if found.signed_with == "cps" and ports.cps is not None:
+            # The signer's CPS sealed: verified to the CPS trust anchors, not the cachet's.
+            result = await run_cpu(ports.cps.verify, cda_bytes, sealed_pdf, cda_signature=signature)
+        else:
+            result = await run_cpu(
+                ports.sealer.verify, cda_bytes, sealed_pdf, cda_signature=signature
+            )
     async with ports.unit_of_work() as uow:
         await audit(uow, caller, found.patient_id, "read")
     return found, result

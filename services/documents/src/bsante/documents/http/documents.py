@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse
 
 from bsante.chassis.api import etag, required_if_match
 from bsante.chassis.openapi import problems
+from bsante.documents.cps import CardAccess
 from bsante.documents.domain import Status
 from bsante.documents.handlers import drafts, formats, lifecycle
 from bsante.documents.http.deps import Drafter, IfMatch, PortsDep, Reader, Signer, caller
 from bsante.documents.http.schemas import (
+    CardSignerIn,
     DocumentEdit,
     DocumentList,
     DocumentOut,
@@ -181,18 +183,34 @@ async def sign_document(
 ) -> DocumentOut:
     """Sign a final document with your own professional account: its CDA R2 N1 (checked
     against the CI-SIS kit when configured) and PDF are sealed and kept; DocumentSigned
-    carries the sharing intents (DMP by default when the INS is qualifiée, MSSanté)."""
+    carries the sharing intents (DMP by default when the INS is qualifiée, MSSanté).
+
+    `signer.mode` "cps": your own CPS, in this workstation's reader, signs both artefacts
+    instead of the structure's cachet (PIN and the card bridge's pairing token given)."""
     request = body or SignIn()
     saved = await lifecycle.sign(
         ports,
         caller(principal),
         document_id,
         lifecycle.SignRequest(
-            dmp=request.dmp, dmp_visibility=request.dmp_visibility, mssante=request.mssante
+            dmp=request.dmp,
+            dmp_visibility=request.dmp_visibility,
+            mssante=request.mssante,
+            card=_card(request.signer),
         ),
         required_if_match(if_match),
     )
     return _sent(response, saved)
+
+
+def _card(signer: CardSignerIn) -> CardAccess | None:
+    if signer.mode != "cps" or signer.pin is None or signer.pairing_token is None:
+        return None
+    return CardAccess(
+        pairing_token=signer.pairing_token.get_secret_value(),
+        pin=signer.pin.get_secret_value(),
+        reader=signer.reader,
+    )
 
 
 @router.post("/documents/{document_id}/versions", status_code=201, response_model=DocumentOut)

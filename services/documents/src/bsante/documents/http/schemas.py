@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from bsante.chassis.text import SafeText
 from bsante.contracts.events.documents import DmpVisibility, MssRecipient
@@ -69,8 +69,40 @@ class DocumentEdit(BaseModel):
     title: SafeText | None = Field(None, min_length=1, max_length=200)
 
 
+class CardSignerIn(BaseModel):
+    """The signer's own CPS in the workstation's reader, through the paired card bridge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["cachet", "cps"] = Field(
+        "cachet", description="cachet: the structure's seal; cps: the signer's own CPS card"
+    )
+    pin: SecretStr | None = Field(None, description="The CPS PIN (sent to the card only)")
+    pairing_token: SecretStr | None = Field(
+        None, description="The card bridge's pairing token (what the web app holds)"
+    )
+    reader: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _card_given(self) -> CardSignerIn:
+        if self.mode == "cps":
+            missing = [n for n in ("pin", "pairing_token") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"signing with the CPS needs {' and '.join(missing)}")
+            pin = self.pin.get_secret_value() if self.pin else ""
+            token = self.pairing_token.get_secret_value() if self.pairing_token else ""
+            if not 1 <= len(pin) <= 16 or not 1 <= len(token) <= 200:
+                raise ValueError("pin: 1 to 16 characters; pairing_token: 1 to 200")
+        return self
+
+
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    signer: CardSignerIn = Field(
+        default_factory=CardSignerIn,
+        description="Who seals: the structure's cachet (default) or the signer's own CPS",
+    )
 
     dmp: bool | None = Field(
         None, description="Feed the DMP; default: yes when the patient's INS is qualifiée"
@@ -110,6 +142,7 @@ class DocumentOut(BaseModel):
     finalized_at: datetime | None
     signed_at: datetime | None
     signed_by: str | None
+    signed_with: Literal["cachet", "cps"] | None
     pdf: ArtefactOut | None
     cda: ArtefactOut | None
     cda_signature: ArtefactOut | None
@@ -147,6 +180,7 @@ def document_out(document: Document, version: int) -> DocumentOut:
         finalized_at=document.finalized_at,
         signed_at=document.signed_at,
         signed_by=document.signed_by,
+        signed_with=document.signed_with,
         pdf=_artefact(document.pdf),
         cda=_artefact(document.cda),
         cda_signature=_artefact(document.cda_signature),
