@@ -145,13 +145,17 @@ async def test_the_ins_look_up_finds_only_a_qualifiee_record_of_the_structure(
     patient_id = created.json()["id"]
     record = f"/api/patient/patients/{patient_id}"
     assert (await platform.client.post(f"{record}/insi", headers=doctor)).status_code == 200
+    INS = "279035121518989"  # noqa: N806 - the demo INSi's answer for these traits
+    reader = on_behalf(service_token(platform, ["patient:read"], client_id="mss-connector"))
+    url = f"/api/patient/internal/patients/by-ins/{INS}"
+    # Récupérée (INS from INSi, no identity document checked): not enough to attach by it.
+    for oid in ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10"):
+        early = await platform.client.get(url, params={"oid": oid}, headers=reader)
+        assert early.status_code == 404, early.text
     checked = await platform.client.post(
         f"{record}/identity-document", json={"document_type": "passeport"}, headers=doctor
     )
     assert checked.json()["identity_status"] == "qualifiee", checked.text
-    INS = "279035121518989"  # noqa: N806 - the demo INSi's answer for these traits
-    url = f"/api/patient/internal/patients/by-ins/{INS}"
-    reader = on_behalf(service_token(platform, ["patient:read"], client_id="mss-connector"))
     facts = await platform.client.get(
         f"/api/patient/internal/patients/{patient_id}", headers=reader
     )
