@@ -123,3 +123,55 @@ async def test_a_service_token_needs_the_scope_and_opens_no_user_route(platform:
     # Still verified against identity's keys: a forged signature is 401.
     forged = reader[:-4] + ("AAAA" if not reader.endswith("AAAA") else "BBBB")
     assert (await platform.client.get(url, headers=on_behalf(forged))).status_code == 401
+
+
+async def test_the_ins_look_up_finds_only_a_qualifiee_record_of_the_structure(
+    platform: Platform,
+) -> None:
+    from kit import MEDECIN  # type: ignore[import-not-found]
+
+    doctor = await platform.login(MEDECIN)
+    created = await platform.client.post(
+        "/api/patient/patients",
+        json={
+            "birth_name": "LEFEVRE",
+            "birth_given_names": "ELODIE MARIE",
+            "sex": "F",
+            "birth_date": "1979-03-12",
+            "birth_place": "51215",
+        },
+        headers=doctor,
+    )
+    patient_id = created.json()["id"]
+    record = f"/api/patient/patients/{patient_id}"
+    assert (await platform.client.post(f"{record}/insi", headers=doctor)).status_code == 200
+    INS = "279035121518989"  # noqa: N806 - the demo INSi's answer for these traits
+    reader = on_behalf(service_token(platform, ["patient:read"], client_id="mss-connector"))
+    url = f"/api/patient/internal/patients/by-ins/{INS}"
+    # Récupérée (INS from INSi, no identity document checked): not enough to attach by it.
+    for oid in ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10"):
+        early = await platform.client.get(url, params={"oid": oid}, headers=reader)
+        assert early.status_code == 404, early.text
+    checked = await platform.client.post(
+        f"{record}/identity-document", json={"document_type": "passeport"}, headers=doctor
+    )
+    assert checked.json()["identity_status"] == "qualifiee", checked.text
+    facts = await platform.client.get(
+        f"/api/patient/internal/patients/{patient_id}", headers=reader
+    )
+    oid = facts.json()["ins"]["oid"]
+    found = await platform.client.get(url, params={"oid": oid}, headers=reader)
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == patient_id and found.json()["ins"]["matricule"] == INS
+    # A user's token never opens it; another OID, another matricule or structure is not it.
+    user = on_behalf(user_token(platform, "medecin"))
+    assert (await platform.client.get(url, params={"oid": "x"}, headers=user)).status_code == 403
+    wrong_oid = await platform.client.get(url, params={"oid": "1.2.3"}, headers=reader)
+    assert wrong_oid.status_code == 404
+    unknown = await platform.client.get(
+        url.replace(INS, "179035121518900"), params={"oid": oid}, headers=reader
+    )
+    assert unknown.status_code == 404
+    elsewhere = {**reader, "X-Structure-Id": "demo-ssiad"}
+    other = await platform.client.get(url, params={"oid": oid}, headers=elsewhere)
+    assert other.status_code == 404

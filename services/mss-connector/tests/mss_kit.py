@@ -300,9 +300,25 @@ async def running_operator(root: Path, *, with_imap: bool = True) -> AsyncIterat
         await operator.stop()
 
 
+class FakePatients:
+    """Stands for the patient service's INS look-up: (structure, matricule, oid) -> record."""
+
+    def __init__(self) -> None:
+        self.qualifiee: dict[tuple[str, str, str], str] = {}
+        self.asked: list[tuple[str, str, str]] = []
+
+    async def by_ins(self, structure_id: str, matricule: str, oid: str) -> str | None:
+        self.asked.append((structure_id, matricule, oid))
+        return self.qualifiee.get((structure_id, matricule, oid))
+
+
 @asynccontextmanager
 async def connector(
-    data: Path, operator: Operator, documents: FakeDocuments | None = None, **overrides: Any
+    data: Path,
+    operator: Operator,
+    documents: FakeDocuments | None = None,
+    patients: FakePatients | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Connector]:
     data = data.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -317,6 +333,7 @@ async def connector(
         connector_settings(data, operator, **overrides),
         jwks=jwks,
         documents=SplitDocuments(transport),
+        patients=patients or FakePatients(),
     )
     app = Starlette(routes=[Mount("/api/mss-connector", app=service.app)])
     await service.start()
@@ -328,4 +345,11 @@ async def connector(
         await service.stop()
 
 
-__all__ = ["CORRESPONDENT", "Connector", "connector", "running_operator"]
+__all__ = [
+    "CORRESPONDENT",
+    "STRUCTURE",
+    "Connector",
+    "FakePatients",
+    "connector",
+    "running_operator",
+]

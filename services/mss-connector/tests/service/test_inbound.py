@@ -15,7 +15,9 @@ from typing import Any
 
 from mss_kit import (  # type: ignore[import-not-found]
     CORRESPONDENT,
+    STRUCTURE,
     Connector,
+    FakePatients,
     connector,
     eventually,
     needs_dovecot,
@@ -186,3 +188,27 @@ async def test_each_message_is_fetched_once_across_restarts(
         assert state[0].data["last_uid"] == 2
         received = await second.events("MssMessageReceived")
         assert len(received) == 2, "the first message was not handled again after the restart"
+
+
+async def test_a_package_with_a_known_qualifiee_ins_is_attached_with_no_human(
+    tmp_path: Path, operator: Operator
+) -> None:
+    patients = FakePatients()
+    patient_id = "0191c2b4-51f8-7a34-9b1e-3f6a0d2c8e12"
+    patients.qualifiee[(STRUCTURE, "279035121518989", "1.2.250.1.213.1.4.10")] = patient_id
+    async with connector(tmp_path / "connector", operator, patients=patients) as mss:
+        await correspondent_sends(
+            mss.operator, xdm_zip(), message_id="cr-ins@demo.mssante.fr", read_receipt=False
+        )
+
+        async def attached() -> bool:
+            return len(await inbox(mss, "attached")) == 1
+
+        await eventually(attached)
+        item = (await inbox(mss, "attached"))[0]
+        assert item["patient_id"] == patient_id
+        assert await inbox(mss, "to_match") == []
+        [(key, record)] = mss.documents.received.items()
+        assert key == ("mssante", "cr-ins@demo.mssante.fr/0")
+        assert record["patient_id"] == patient_id
+        assert patients.asked == [(STRUCTURE, "279035121518989", "1.2.250.1.213.1.4.10")]

@@ -24,9 +24,10 @@ from bsante.contracts.events import DocumentSigned
 from bsante.contracts.permissions import ServiceScope
 from bsante.mss_connector import http, inbound, outbound
 from bsante.mss_connector.documents import DocumentsPort, HttpDocuments
+from bsante.mss_connector.patients import HttpPatients, PatientsPort
 from bsante.mss_connector.settings import MssConnectorSettings
 
-SCOPES = [ServiceScope.DOCUMENTS_READ, ServiceScope.DOCUMENTS_ATTACH]
+SCOPES = [ServiceScope.DOCUMENTS_READ, ServiceScope.DOCUMENTS_ATTACH, ServiceScope.PATIENT_READ]
 INDEXES = [*outbound.INDEXES, *inbound.INDEXES]
 
 
@@ -37,6 +38,8 @@ def build(
     jwks: JwksSource | None = None,
     documents: DocumentsPort | None = None,
     documents_transport: httpx.AsyncBaseTransport | None = None,
+    patients: PatientsPort | None = None,
+    patient_transport: httpx.AsyncBaseTransport | None = None,
     token_transport: httpx.AsyncBaseTransport | None = None,
     store: Store | None = None,
     blobs: BlobStore | None = None,
@@ -50,8 +53,19 @@ def build(
     database = settings.store_database or "mss_connector"
     store = store or store_from_url(settings.store_url, database=database)
     blobs = blobs or blob_store_from_url(settings.blob_url, database=database)
-    if documents is None:
+    tokens = None
+    if documents is None or patients is None:
         tokens = token_provider(settings, [str(s) for s in SCOPES], transport=token_transport)
+    if patients is None:
+        assert tokens is not None
+        patients = HttpPatients(
+            settings.patient_url,
+            tokens,
+            timeout=settings.documents_timeout_seconds,
+            transport=patient_transport,
+        )
+    if documents is None:
+        assert tokens is not None
         documents = HttpDocuments(
             settings.documents_url,
             tokens,
@@ -93,6 +107,7 @@ def build(
                 store=store,
                 blobs=blobs,
                 settings=settings,
+                patients=patients,
             )
             svc.supervise(
                 Periodic(
@@ -117,6 +132,7 @@ def build_embedded(context: EmbeddedContext) -> Service[MssConnectorSettings]:
         blob_url=context.blob_url("mss-connector"),
         bus_url=context.bus_url,
         documents_url="http://documents",
+        patient_url="http://patient",
         service_token_url="http://identity/oauth/token",
         service_client_secret=SecretStr(secret),
         mailboxes=operator.demo_mailboxes(),
@@ -133,6 +149,7 @@ def build_embedded(context: EmbeddedContext) -> Service[MssConnectorSettings]:
         settings,
         jwks=context.jwks,
         documents_transport=context.transport("documents"),
+        patient_transport=context.transport("patient"),
         token_transport=context.transport("identity"),
         on_start=[start_operator],
         on_stop=[stop_operator],

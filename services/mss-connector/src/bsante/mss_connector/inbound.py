@@ -28,6 +28,7 @@ from bsante.chassis.store import JSON, Index, Store
 from bsante.contracts.events import MssMessageReceived
 from bsante.mss_connector import mail, outbound, transport
 from bsante.mss_connector.documents import DocumentsPort
+from bsante.mss_connector.patients import PatientsPort, ins_of
 from bsante.mss_connector.settings import Mailbox, MssConnectorSettings
 from bsante.mss_connector.xdm import InvalidPackage, XdmPackage, read_package
 
@@ -145,7 +146,9 @@ class Poller:
         store: Store,
         blobs: BlobStore,
         settings: MssConnectorSettings,
+        patients: PatientsPort | None = None,
     ) -> None:
+        self.patients = patients
         self.structure_id = structure_id
         self.mailbox = mailbox
         self.messaging = messaging
@@ -186,6 +189,9 @@ class Poller:
             raw_sha = info.sha256
         now = datetime.now(UTC)
         msg = classified.message
+        # Asked before the unit of work (no call inside a transaction); any failure leaves
+        # the package in the inbox for a user, as when the INS is unknown.
+        patient_id = await self._patient_by_ins(classified.package)
 
         async def block(uow: UnitOfWork) -> None:
             state = await uow.tx.get(MAILBOX_STATE, self.state_id)
@@ -222,8 +228,19 @@ class Poller:
                 "patient_id": None,
                 "received_at": now.isoformat(),
             }
+            if outcome == "to_match" and patient_id is not None:
+                data.update(state="matching", patient_id=patient_id, matched_by="ins")
             if await uow.tx.insert_if_absent(INBOUND, identifier, data) is None:
                 return  # fetched again after a crash before the UID was recorded
+            if data["state"] == "matching":
+                await _schedule_attach(uow, identifier, self.structure_id, data)
+                await uow.audit(
+                    user_id=f"service:{self.settings.service_name}",
+                    acting_structure=self.structure_id,
+                    patient_id=str(patient_id),
+                    action="create",
+                    resource="received_document",
+                )
             if outcome == "quarantined" and classified.error and raw_sha:
                 kind = "mdn" if data["mdn_requested"] else "ko"
                 await schedule(
@@ -257,10 +274,26 @@ class Poller:
             await self.blobs.add_reference(raw_sha, f"{INBOUND}/{identifier}")
         log.info(
             "mss_inbound_handled",
+            matched_by_ins=patient_id is not None,
             inbound_id=identifier,
             outcome=classified.outcome,
             uid=fetched.uid,
         )
+
+    async def _patient_by_ins(self, package: XdmPackage | None) -> str | None:
+        """The qualifiée record of every document's INS, when they all name the same one."""
+        if self.patients is None or package is None or not package.documents:
+            return None
+        found = {ins_of(d.patient_id) for d in package.documents}
+        if len(found) != 1 or None in found:
+            return None
+        ins = found.pop()
+        assert ins is not None
+        try:
+            return await self.patients.by_ins(self.structure_id, *ins)
+        except Exception as error:  # the patient service unreachable: a user matches it
+            log.warning("mss_ins_lookup_failed", error=type(error).__name__)
+            return None
 
 
 # -- matching and attaching -----------------------------------------------------------------
@@ -295,15 +328,7 @@ async def match(
         raise NotToMatch(data["state"])
     data.update(state="matching", patient_id=patient_id, matched_by=user_id)
     await uow.tx.update(INBOUND, inbound, data, doc.version)
-    for item in data["documents"]:
-        await schedule(
-            uow.tx,
-            kind=ATTACH_JOB,
-            idempotency_key=f"{inbound}:{item['index']}",
-            payload=AttachPayload(inbound_id=inbound, index=item["index"], patient_id=patient_id),
-            structure_id=structure_id,
-            subject_id=inbound,
-        )
+    await _schedule_attach(uow, inbound, structure_id, data)
     await uow.audit(
         user_id=user_id,
         acting_structure=structure_id,
@@ -312,6 +337,20 @@ async def match(
         resource="received_document",
     )
     return data
+
+
+async def _schedule_attach(uow: UnitOfWork, inbound: str, structure_id: str, data: JSON) -> None:
+    for item in data["documents"]:
+        await schedule(
+            uow.tx,
+            kind=ATTACH_JOB,
+            idempotency_key=f"{inbound}:{item['index']}",
+            payload=AttachPayload(
+                inbound_id=inbound, index=item["index"], patient_id=data["patient_id"]
+            ),
+            structure_id=structure_id,
+            subject_id=inbound,
+        )
 
 
 def _document_date(creation_time: str | None) -> str | None:

@@ -58,6 +58,10 @@ class MssConnectorSettings(ServiceSettings):
         "http://127.0.0.1:8000/api/documents",
         description="Base URL of the documents service (asked with the connector's token)",
     )
+    patient_url: str = Field(
+        "http://127.0.0.1:8000/api/patient",
+        description="Base URL of the patient service (the INS look-up, with the connector's token)",
+    )
     documents_timeout_seconds: float = Field(10.0, gt=0, le=120)
     mailboxes: dict[str, StructureMailboxes] = Field(
         default_factory=dict, description="JSON: structure id -> its mailboxes"

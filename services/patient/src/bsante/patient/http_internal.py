@@ -11,7 +11,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Path, Query
 from pydantic import BaseModel, Field
 
 from bsante.chassis.api import ServiceDep
@@ -61,6 +61,40 @@ class PatientFacts(BaseModel):
         default=None, description="The INS, only when the identity is qualifiée (RNIV)"
     )
     dmp_opposition: bool = False
+
+
+@router.get("/by-ins/{matricule}", response_model=PatientFacts)
+async def read_by_ins(
+    matricule: Annotated[str, Path(pattern=r"^[0-9]{13}([0-9]{2})?$")],
+    oid: Annotated[str, Query(min_length=1, max_length=64, description="The INS's OID")],
+    caller: PatientReader,
+    svc: ServiceDep,
+    x_structure_id: Annotated[
+        str, Header(min_length=1, max_length=100, description="The acting structure")
+    ],
+    x_on_behalf_of: Annotated[
+        str, Header(min_length=1, max_length=200, description="The user or service acted for")
+    ],
+) -> PatientFacts:
+    """The structure's record whose identity is qualifiée with this INS, else 404: what lets a
+    received document be attached with no human (RNIV: only a qualifiée INS identifies)."""
+    # The matricule key document is a point look-up by id (no query, nothing to index).
+    patient_id = await repository.owner_of(svc.store, x_structure_id, matricule)
+    found = (
+        None if patient_id is None else await repository.get(svc.store, x_structure_id, patient_id)
+    )
+    if found is None:
+        raise NotFound("No qualifiée identity with this INS")
+    patient, _ = found
+    if (
+        not patient.active
+        or patient.identity_status != "qualifiee"
+        or patient.ins is None
+        or patient.ins.matricule != matricule
+        or patient.ins.oid != oid
+    ):
+        raise NotFound("No qualifiée identity with this INS")
+    return await read_for_service(patient.id, caller, svc, x_structure_id, x_on_behalf_of)
 
 
 @router.get("/{patient_id}", response_model=PatientFacts)
