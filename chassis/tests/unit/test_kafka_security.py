@@ -3,44 +3,23 @@ certificate, SASL SCRAM-SHA-512 over TLS."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from faststream.security import BaseSecurity, SASLScram512
 
+from bsante.chassis import certificates
 from bsante.chassis.bus.factory import kafka_security
 from bsante.chassis.settings import ServiceSettings
 
 
 def certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bsante-kafka-user")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    user = certificates.issue(
+        certificates.name("bsante-kafka-user", country=None), certificates.ec_key(), ca=True, days=1
     )
     cert_file, key_file = directory / "user.crt", directory / "user.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file.write_bytes(user.pem)
+    key_file.write_bytes(user.key_pem)
     return cert_file, key_file
 
 

@@ -392,32 +392,22 @@ def test_an_ec_key_seals_both_artefacts(
     pki: DemoPki, cda_bytes: bytes, pdf_bytes: bytes, tmp_path: Path
 ) -> None:
     """A P-256 key certified by the demo CA: ECDSA through the same port."""
-    from datetime import UTC, timedelta
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from bsante.chassis import certificates
 
     ca_key = serialization.load_pem_private_key(pki.ca_key_file.read_bytes(), None)
     assert isinstance(ca_key, rsa.RSAPrivateKey)
     ca = pki.trust_anchors()[0]
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    usage = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Cachet EC")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    sealed = certificates.issue(
+        certificates.name("Cachet EC", country=None),
+        certificates.ec_key(),
+        certificates.Issued(ca, ca_key),
+        days=1,
+        non_repudiation=True,
     )
+    key, cert = sealed.key, sealed.cert
     card = RecordingCard(SoftwareKey(key, [cert]))
     sealer = Sealer(card, [ca])
     result = sealer.verify(sealer.seal_cda(cda_bytes), sealer.seal_pdf(pdf_bytes))

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bsante.chassis import certificates
+from bsante.chassis.certificates import Issued
 from bsante.gateway.app import build_embedded
 from bsante.gateway.settings import GatewaySettings
 from bsante.platform.embedded import build_services
@@ -27,12 +29,6 @@ from bsante.platform.embedded import build_services
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 DOCTOR = "810001000016"  # the demo médecin of demo-ehpad (8 + RPPS)
-
-
-@dataclass
-class Issued:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
 
 
 def _name(cn: str) -> x509.Name:
@@ -68,59 +64,22 @@ def issue(
     ca: bool,
     not_after: datetime = NOW + 365 * DAY,
 ) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - 30 * DAY)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+    return certificates.issue(
+        subject,
+        certificates.ec_key(),
+        issuer,
+        ca=ca,
+        not_before=NOW - 30 * DAY,
+        not_after=not_after,
+        extended_key_usage=[] if ca else [ExtendedKeyUsageOID.CLIENT_AUTH],
     )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    if not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return Issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
 
 
 def crl(issuer: Issued, revoked: list[x509.Certificate]) -> bytes:
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer.cert.subject)
-        .last_update(NOW - DAY)
-        .next_update(NOW + 6 * DAY)
+    signed = certificates.crl(
+        issuer, revoked, last_update=NOW - DAY, next_update=NOW + 6 * DAY, revocation_date=NOW - DAY
     )
-    for cert in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(cert.serial_number)
-            .revocation_date(NOW - DAY)
-            .build()
-        )
-    return builder.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    return signed.public_bytes(serialization.Encoding.PEM)
 
 
 def pem(cert: x509.Certificate) -> str:

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bsante.chassis import certificates
+from bsante.chassis.certificates import Issued, PrivateKey
 from bsante.identity.cps import (
     BadSignature,
     ChallengeIssuer,
@@ -34,8 +36,6 @@ from bsante.identity.cps import (
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 class FakeClock:
@@ -78,12 +78,6 @@ def cps_subject(ps_id_nat: str, surname: str = "DOC0036791", given: str = "KIT")
     )
 
 
-@dataclass
-class Issued:
-    cert: x509.Certificate
-    key: PrivateKey
-
-
 def issue(
     subject: x509.Name,
     key: PrivateKey,
@@ -94,53 +88,17 @@ def issue(
     not_after: datetime = NOW + 365 * DAY,
     key_usage_digital_signature: bool = True,
 ) -> Issued:
-    signer_key = issuer.key if issuer else key
-    issuer_name = issuer.cert.subject if issuer else subject
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    return certificates.issue(
+        subject,
+        key,
+        issuer,
+        ca=ca,
+        not_before=not_before,
+        not_after=not_after,
+        digital_signature=None if ca else key_usage_digital_signature,
+        key_encipherment=not ca and not key_usage_digital_signature,
+        extended_key_usage=[] if ca else [ExtendedKeyUsageOID.CLIENT_AUTH],
     )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    if ca:
-        usage = x509.KeyUsage(
-            digital_signature=False,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=True,
-            crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
-        )
-    else:
-        usage = x509.KeyUsage(
-            digital_signature=key_usage_digital_signature,
-            content_commitment=False,
-            key_encipherment=not key_usage_digital_signature,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    builder = builder.add_extension(usage, critical=True)
-    return Issued(builder.sign(signer_key, hashes.SHA256()), key)
 
 
 def make_crl(
@@ -151,20 +109,14 @@ def make_crl(
     next_update: datetime = NOW + 6 * DAY,
     signer: PrivateKey | None = None,
 ) -> x509.CertificateRevocationList:
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer.cert.subject)
-        .last_update(last_update)
-        .next_update(next_update)
+    return certificates.crl(
+        issuer,
+        revoked,
+        last_update=last_update,
+        next_update=next_update,
+        revocation_date=NOW - 2 * DAY,
+        signer=signer,
     )
-    for cert in revoked:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(cert.serial_number)
-            .revocation_date(NOW - 2 * DAY)
-            .build()
-        )
-    return builder.sign(signer or issuer.key, hashes.SHA256())
 
 
 def sign(key: PrivateKey, message: bytes) -> bytes:

@@ -15,19 +15,19 @@ import asyncio
 import base64
 import fcntl
 import io
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from bsante.chassis import certificates
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -688,120 +688,39 @@ def ensure_demo_pki(
 
 
 def _make_demo_pki(pki: DemoPki, finess: str, structure_name: str) -> None:
-    now = datetime.now(UTC) - timedelta(minutes=5)
     if not (pki.ca_cert_file.is_file() and pki.ca_key_file.is_file()):
-        ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        ca_name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bureautique Santé"),
-                x509.NameAttribute(NameOID.COMMON_NAME, DEMO_CA_NAME),
-            ]
+        ca = certificates.issue(
+            certificates.name(DEMO_CA_NAME, organization="Bureautique Santé"),
+            certificates.rsa_key(),
+            ca=True,
+            path_length=0,
+            days=3650,
         )
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        _write_private(pki.ca_key_file, _pem_key(ca_key))
-        _write(pki.ca_cert_file, ca_cert.public_bytes(serialization.Encoding.PEM))
+        certificates.write_private_key(pki.ca_key_file, ca.key)
+        certificates.write_file(pki.ca_cert_file, ca.pem)
         for stale in (pki.key_file, pki.cert_file):  # issued by a CA that is gone
             stale.unlink(missing_ok=True)
     if not (pki.key_file.is_file() and pki.cert_file.is_file()):
-        ca_key_loaded = serialization.load_pem_private_key(pki.ca_key_file.read_bytes(), None)
-        assert isinstance(ca_key_loaded, rsa.RSAPrivateKey)
-        ca_cert = x509.load_pem_x509_certificate(pki.ca_cert_file.read_bytes())
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, structure_name),
-                # The structure's identifier as ANS cachet certificates carry it: type 3 + FINESS.
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"FINESS {finess}"),
-                x509.NameAttribute(NameOID.SERIAL_NUMBER, f"3{finess}"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"Cachet {structure_name}"),
-            ]
+        ca_key = serialization.load_pem_private_key(pki.ca_key_file.read_bytes(), None)
+        assert isinstance(ca_key, rsa.RSAPrivateKey)
+        issuer = certificates.Issued(
+            x509.load_pem_x509_certificate(pki.ca_cert_file.read_bytes()), ca_key
         )
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + timedelta(days=3 * 365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=True,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key_loaded.public_key()),
-                critical=False,
-            )
-            .sign(ca_key_loaded, hashes.SHA256())
+        cachet = certificates.issue(
+            # The structure's identifier as ANS cachet certificates carry it: type 3 + FINESS.
+            certificates.name(
+                f"Cachet {structure_name}",
+                organization=structure_name,
+                unit=f"FINESS {finess}",
+                serial_number=f"3{finess}",
+            ),
+            certificates.rsa_key(),
+            issuer,
+            days=3 * 365,
+            non_repudiation=True,
         )
-        _write_private(pki.key_file, _pem_key(key))
-        _write(pki.cert_file, cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    _write(path, data, mode=0o600)
-
-
-def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(descriptor, data)
-        os.fchmod(descriptor, mode)  # the umask may have taken bits away, or left group ones
-    finally:
-        os.close(descriptor)
-    partial.replace(path)
+        certificates.write_private_key(pki.key_file, cachet.key)
+        certificates.write_file(pki.cert_file, cachet.pem)
 
 
 # --- configuration --------------------------------------------------------------------------

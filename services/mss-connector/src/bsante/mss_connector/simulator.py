@@ -17,7 +17,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -28,12 +28,11 @@ from typing import Annotated, Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from fastapi import APIRouter
 from pydantic import BaseModel, SecretStr
 
+from bsante.chassis import certificates
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import NotFoundError
 from bsante.contracts.permissions import Action
@@ -50,73 +49,36 @@ class Certificates:
     key_file: Path
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
 def issue_certificates(
     folder: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
 ) -> Certificates:
     """A throwaway CA and a server certificate for the loopback names, as PEM files."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("bsante test operator CA"))
-        .issuer_name(_name("bsante test operator CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca = certificates.issue(
+        certificates.name("bsante test operator CA", country=None),
+        certificates.ec_key(),
+        ca=True,
+        path_length=0,
+        days=30,
     )
-    key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(hosts[0]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    server = certificates.issue(
+        certificates.name(hosts[0], country=None),
+        certificates.ec_key(),
+        ca,
+        days=30,
+        extended_key_usage=[ExtendedKeyUsageOID.SERVER_AUTH],
+        alt_names=names,
     )
     paths = Certificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    paths.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    paths.ca_file.write_bytes(ca.pem)
+    paths.cert_file.write_bytes(server.pem)
+    paths.key_file.write_bytes(server.key_pem)
     paths.key_file.chmod(0o644)  # Dovecot's ssl-params reads it as its own user
     return paths
 

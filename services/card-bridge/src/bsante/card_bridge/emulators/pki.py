@@ -8,34 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bsante.card_bridge import layout
 from bsante.card_bridge.emulators.cards import CpsEmulator, EmulatedCard
 from bsante.card_bridge.vitale_data import encode
+from bsante.chassis import certificates
+from bsante.chassis.certificates import DAY
 from bsante.contracts.events.card_bridge import VitaleBeneficiary
 
-DAY = timedelta(days=1)
-
-
-@dataclass
-class Issued:
-    cert: x509.Certificate
-    key: rsa.RSAPrivateKey
-
-    @property
-    def der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
-
-
-def _rsa() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+Issued = certificates.Issued[rsa.RSAPrivateKey]
 
 
 def _ca_name(cn: str) -> x509.Name:
@@ -67,48 +55,23 @@ def card_subject(ps_id_nat: str, surname: str, given_name: str, title: str) -> x
 
 def _issue(
     subject: x509.Name,
-    key: rsa.RSAPrivateKey,
     issuer: Issued | None,
     *,
     ca: bool,
     now: datetime,
     non_repudiation: bool = False,
 ) -> Issued:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - 30 * DAY)
-        .not_valid_after(now + 365 * DAY)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=non_repudiation,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+    # An authentication certificate is for TLS client authentication; a signature one is not.
+    return certificates.issue(
+        subject,
+        certificates.rsa_key(),
+        issuer,
+        ca=ca,
+        not_before=now - 30 * DAY,
+        not_after=now + 365 * DAY,
+        non_repudiation=non_repudiation,
+        extended_key_usage=[] if ca or non_repudiation else [ExtendedKeyUsageOID.CLIENT_AUTH],
     )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    if not ca and not non_repudiation:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return Issued(builder.sign(issuer.key if issuer else key, hashes.SHA256()), key)
 
 
 @dataclass
@@ -120,10 +83,8 @@ class CardPki:
     intermediate: Issued = field(init=False)
 
     def __post_init__(self) -> None:
-        self.root = _issue(_ca_name("TEST AC RACINE"), _rsa(), None, ca=True, now=self.now)
-        self.intermediate = _issue(
-            _ca_name("TEST AC CLASSE 1"), _rsa(), self.root, ca=True, now=self.now
-        )
+        self.root = _issue(_ca_name("TEST AC RACINE"), None, ca=True, now=self.now)
+        self.intermediate = _issue(_ca_name("TEST AC CLASSE 1"), self.root, ca=True, now=self.now)
 
     def card_keys(
         self,
@@ -135,27 +96,18 @@ class CardPki:
     ) -> tuple[Issued, Issued]:
         """(authentication, signature) key pairs with their certificates."""
         subject = card_subject(ps_id_nat, surname, given_name, title)
-        auth = _issue(subject, _rsa(), self.intermediate, ca=False, now=self.now)
-        sign = _issue(
-            subject, _rsa(), self.intermediate, ca=False, now=self.now, non_repudiation=True
-        )
+        auth = _issue(subject, self.intermediate, ca=False, now=self.now)
+        sign = _issue(subject, self.intermediate, ca=False, now=self.now, non_repudiation=True)
         return auth, sign
 
     def crl(self, issuer: Issued, revoked: Sequence[x509.Certificate] = ()) -> bytes:
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(issuer.cert.subject)
-            .last_update(self.now - DAY)
-            .next_update(self.now + 6 * DAY)
+        signed = certificates.crl(
+            issuer,
+            revoked,
+            last_update=self.now - DAY,
+            next_update=self.now + 6 * DAY,
+            revocation_date=self.now - DAY,
         )
-        for cert in revoked:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder()
-                .serial_number(cert.serial_number)
-                .revocation_date(self.now - DAY)
-                .build()
-            )
-        signed = builder.sign(issuer.key, hashes.SHA256())
         return signed.public_bytes(serialization.Encoding.PEM)
 
     def write_trust_store(self, directory: Path) -> tuple[Path, list[Path]]:
