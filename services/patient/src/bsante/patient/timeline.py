@@ -6,7 +6,11 @@ only needs a handler that maps its event to one entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -27,7 +31,10 @@ from bsante.contracts.events import (
     PatientCreated,
     PatientsMerged,
     PatientUpdated,
+    Payload,
 )
+
+P = TypeVar("P", bound=Payload)
 
 COLLECTION = "timeline"
 KINDS = (
@@ -148,222 +155,210 @@ def stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def record(
-    uow: UnitOfWork,
-    envelope: Envelope,
-    *,
-    patient_id: str,
-    kind: str,
-    summary: str,
-    ref: Ref,
-    by: str | None,
-    at: datetime | None = None,
-) -> None:
+@dataclass(frozen=True)
+class Fact:
+    """What an event says on a patient's timeline; `at` defaults to when it occurred."""
+
+    patient_id: UUID | str
+    kind: str
+    summary: str
+    ref: Ref
+    by: str | None = None
+    at: datetime | None = None
+
+
+async def record(uow: UnitOfWork, envelope: Envelope, fact: Fact) -> None:
     entry = TimelineEntry(
         id=str(envelope.event_id),
-        patient_id=patient_id,
+        patient_id=str(fact.patient_id),
         structure_id=envelope.structure_id,
-        kind=kind,
-        at=stamp(at or envelope.occurred_at),
-        summary=summary,
-        ref=ref,
-        by=by,
+        kind=fact.kind,
+        at=stamp(fact.at or envelope.occurred_at),
+        summary=fact.summary,
+        ref=fact.ref,
+        by=fact.by,
     )
     if await uow.tx.get(COLLECTION, entry.id) is None:
         await uow.tx.insert(COLLECTION, entry.id, entry.model_dump(mode="json"))
 
 
+def _patient(patient_id: UUID) -> Ref:
+    return Ref(type="patient", id=str(patient_id))
+
+
+def _document(document_id: UUID) -> Ref:
+    return Ref(type="document", id=str(document_id))
+
+
+def _message(message_id: str) -> Ref:
+    return Ref(type="mssante_message", id=message_id)
+
+
+def _qualified(p: InsQualified) -> Fact:
+    via = "téléservice INSi" if p.via == "insi" else "pièce d'identité"
+    summary = f"Identité qualifiée : INS vérifiée (dernière étape : {via})."
+    return Fact(
+        p.patient_id,
+        "ins_qualified",
+        summary,
+        _patient(p.patient_id),
+        p.qualified_by,
+        p.qualified_at,
+    )
+
+
+def _dmp_opposition(p: DmpOppositionRecorded) -> Fact:
+    summary = (
+        "Opposition à l'alimentation du DMP enregistrée."
+        if p.opposed
+        else "Opposition à l'alimentation du DMP levée."
+    )
+    return Fact(
+        p.patient_id,
+        "dmp_opposition",
+        summary,
+        _patient(p.patient_id),
+        p.recorded_by,
+        p.recorded_at,
+    )
+
+
+def _dmp_submitted(p: DmpDocumentSubmitted) -> Fact:
+    replaced = " (nouvelle version)" if p.replaces_unique_id else ""
+    summary = f"Document envoyé au DMP{replaced}."
+    return Fact(
+        p.patient_id, "dmp_submitted", summary, _document(p.document_id), None, p.submitted_at
+    )
+
+
+def _dmp_updated(p: DmpDocumentUpdated) -> Fact:
+    summary = (
+        "Document retiré du DMP."
+        if p.operation == "withdraw"
+        else "Visibilité du document dans le DMP modifiée."
+    )
+    return Fact(
+        p.patient_id, "dmp_updated", summary, _document(p.document_id), p.updated_by, p.updated_at
+    )
+
+
+def _mss_sent(p: MssMessageSent) -> Fact:
+    plural = "s" if p.recipient_count > 1 else ""
+    summary = f"Document envoyé par MSSanté à {p.recipient_count} destinataire{plural}."
+    return Fact(p.patient_id, "mss_sent", summary, _message(p.message_id), None, p.sent_at)
+
+
+def _mss_acknowledged(p: MssMessageAcknowledged) -> Fact:
+    done = "lu par" if p.status == "read" else "remis à"
+    summary = f"Message MSSanté {done} son destinataire."
+    return Fact(
+        p.patient_id, "mss_acknowledged", summary, _message(p.message_id), None, p.acknowledged_at
+    )
+
+
+def _on(events: EventRouter, payload: type[P], describe: Callable[[P], Fact]) -> None:
+    async def handle(uow: UnitOfWork, envelope: Envelope, p: P) -> None:
+        await record(uow, envelope, describe(p))
+
+    events.on(payload)(handle)
+
+
 def register(events: EventRouter) -> None:
-    @events.on(PatientCreated)
-    async def on_created(uow: UnitOfWork, envelope: Envelope, p: PatientCreated) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="patient_created",
-            summary=created_summary(p),
-            ref=Ref(type="patient", id=str(p.patient_id)),
-            by=p.created_by,
-        )
-
-    @events.on(PatientUpdated)
-    async def on_updated(uow: UnitOfWork, envelope: Envelope, p: PatientUpdated) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="patient_updated",
-            summary=updated_summary(p),
-            ref=Ref(type="patient", id=str(p.patient_id)),
-            by=p.updated_by,
-        )
-
-    @events.on(InsQualified)
-    async def on_qualified(uow: UnitOfWork, envelope: Envelope, p: InsQualified) -> None:
-        via = "téléservice INSi" if p.via == "insi" else "pièce d'identité"
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="ins_qualified",
-            summary=f"Identité qualifiée : INS vérifiée (dernière étape : {via}).",
-            ref=Ref(type="patient", id=str(p.patient_id)),
-            by=p.qualified_by,
-            at=p.qualified_at,
-        )
-
-    @events.on(PatientsMerged)
-    async def on_merged(uow: UnitOfWork, envelope: Envelope, p: PatientsMerged) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.kept_patient_id),
-            kind="patients_merged",
-            summary="Un doublon a été fusionné dans ce dossier.",
-            ref=Ref(type="patient", id=str(p.merged_patient_id)),
-            by=p.merged_by,
-        )
-
-    @events.on(FormCompleted)
-    async def on_form(uow: UnitOfWork, envelope: Envelope, p: FormCompleted) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="form_completed",
-            summary=form_summary(p),
-            ref=Ref(type="form_submission", id=str(p.submission_id)),
-            by=p.completed_by,
-            at=p.completed_at,
-        )
-
-    @events.on(DocumentSigned)
-    async def on_signed(uow: UnitOfWork, envelope: Envelope, p: DocumentSigned) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="document_signed",
-            summary=signed_summary(p),
-            ref=Ref(type="document", id=str(p.document_id)),
-            by=p.legal_authenticator_id,
-            at=p.signed_at,
-        )
-
-    @events.on(ExternalDocumentAttached)
-    async def on_attached(uow: UnitOfWork, envelope: Envelope, p: ExternalDocumentAttached) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="document_attached",
-            summary=attached_summary(p),
-            ref=Ref(type="document", id=str(p.document_id)),
-            by=p.attached_by,
-        )
-
-    @events.on(DmpOppositionRecorded)
-    async def on_dmp_opposition(
-        uow: UnitOfWork, envelope: Envelope, p: DmpOppositionRecorded
-    ) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="dmp_opposition",
-            summary="Opposition à l'alimentation du DMP enregistrée."
-            if p.opposed
-            else "Opposition à l'alimentation du DMP levée.",
-            ref=Ref(type="patient", id=str(p.patient_id)),
-            by=p.recorded_by,
-            at=p.recorded_at,
-        )
-
-    @events.on(DmpDocumentSubmitted)
-    async def on_dmp_submitted(
-        uow: UnitOfWork, envelope: Envelope, p: DmpDocumentSubmitted
-    ) -> None:
-        replaced = " (nouvelle version)" if p.replaces_unique_id else ""
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="dmp_submitted",
-            summary=f"Document envoyé au DMP{replaced}.",
-            ref=Ref(type="document", id=str(p.document_id)),
-            by=None,
-            at=p.submitted_at,
-        )
-
-    @events.on(DmpDocumentUpdated)
-    async def on_dmp_updated(uow: UnitOfWork, envelope: Envelope, p: DmpDocumentUpdated) -> None:
-        summary = (
-            "Document retiré du DMP."
-            if p.operation == "withdraw"
-            else "Visibilité du document dans le DMP modifiée."
-        )
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="dmp_updated",
-            summary=summary,
-            ref=Ref(type="document", id=str(p.document_id)),
-            by=p.updated_by,
-            at=p.updated_at,
-        )
-
-    @events.on(DmpSubmissionFailed)
-    async def on_dmp_failed(uow: UnitOfWork, envelope: Envelope, p: DmpSubmissionFailed) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="dmp_failed",
-            summary="L'envoi du document au DMP a échoué : voir son statut.",
-            ref=Ref(type="document", id=str(p.document_id)),
-            by=None,
-            at=p.failed_at,
-        )
-
-    @events.on(MssMessageSent)
-    async def on_mss_sent(uow: UnitOfWork, envelope: Envelope, p: MssMessageSent) -> None:
-        count = p.recipient_count
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="mss_sent",
-            summary=f"Document envoyé par MSSanté à {count} destinataire"
-            + ("s." if count > 1 else "."),
-            ref=Ref(type="mssante_message", id=p.message_id),
-            by=None,
-            at=p.sent_at,
-        )
-
-    @events.on(MssMessageAcknowledged)
-    async def on_mss_ack(uow: UnitOfWork, envelope: Envelope, p: MssMessageAcknowledged) -> None:
-        done = "lu par" if p.status == "read" else "remis à"
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="mss_acknowledged",
-            summary=f"Message MSSanté {done} son destinataire.",
-            ref=Ref(type="mssante_message", id=p.message_id),
-            by=None,
-            at=p.acknowledged_at,
-        )
-
-    @events.on(MssDeliveryFailed)
-    async def on_mss_failed(uow: UnitOfWork, envelope: Envelope, p: MssDeliveryFailed) -> None:
-        await record(
-            uow,
-            envelope,
-            patient_id=str(p.patient_id),
-            kind="mss_failed",
-            summary=f"Message MSSanté {MSS_FAILURE_WORDS[p.source]}.",
-            ref=Ref(type="mssante_message", id=p.message_id),
-            by=None,
-            at=p.failed_at,
-        )
+    _on(
+        events,
+        PatientCreated,
+        lambda p: Fact(
+            p.patient_id,
+            "patient_created",
+            created_summary(p),
+            _patient(p.patient_id),
+            p.created_by,
+        ),
+    )
+    _on(
+        events,
+        PatientUpdated,
+        lambda p: Fact(
+            p.patient_id,
+            "patient_updated",
+            updated_summary(p),
+            _patient(p.patient_id),
+            p.updated_by,
+        ),
+    )
+    _on(events, InsQualified, _qualified)
+    _on(
+        events,
+        PatientsMerged,
+        lambda p: Fact(
+            p.kept_patient_id,
+            "patients_merged",
+            "Un doublon a été fusionné dans ce dossier.",
+            _patient(p.merged_patient_id),
+            p.merged_by,
+        ),
+    )
+    _on(
+        events,
+        FormCompleted,
+        lambda p: Fact(
+            p.patient_id,
+            "form_completed",
+            form_summary(p),
+            Ref(type="form_submission", id=str(p.submission_id)),
+            p.completed_by,
+            p.completed_at,
+        ),
+    )
+    _on(
+        events,
+        DocumentSigned,
+        lambda p: Fact(
+            p.patient_id,
+            "document_signed",
+            signed_summary(p),
+            _document(p.document_id),
+            p.legal_authenticator_id,
+            p.signed_at,
+        ),
+    )
+    _on(
+        events,
+        ExternalDocumentAttached,
+        lambda p: Fact(
+            p.patient_id,
+            "document_attached",
+            attached_summary(p),
+            _document(p.document_id),
+            p.attached_by,
+        ),
+    )
+    _on(events, DmpOppositionRecorded, _dmp_opposition)
+    _on(events, DmpDocumentSubmitted, _dmp_submitted)
+    _on(events, DmpDocumentUpdated, _dmp_updated)
+    _on(
+        events,
+        DmpSubmissionFailed,
+        lambda p: Fact(
+            p.patient_id,
+            "dmp_failed",
+            "L'envoi du document au DMP a échoué : voir son statut.",
+            _document(p.document_id),
+            None,
+            p.failed_at,
+        ),
+    )
+    _on(events, MssMessageSent, _mss_sent)
+    _on(events, MssMessageAcknowledged, _mss_acknowledged)
+    _on(
+        events,
+        MssDeliveryFailed,
+        lambda p: Fact(
+            p.patient_id,
+            "mss_failed",
+            f"Message MSSanté {MSS_FAILURE_WORDS[p.source]}.",
+            _message(p.message_id),
+            None,
+            p.failed_at,
+        ),
+    )
