@@ -44,7 +44,7 @@ PEOPLE = [
 
 async def _campaign(readers: VirtualReaders, data: Path) -> list[float]:
     platform = build_embedded(GatewaySettings(), build_services(data))
-    async with LifespanManager(platform, startup_timeout=30, shutdown_timeout=30):
+    async with LifespanManager(platform, startup_timeout=120, shutdown_timeout=60):
         remote = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=platform), base_url="http://platform"
         )

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def _started(data: Path, settings: GatewaySettings) -> AsyncIterator[Platform]:
     services = build_services(data)
     app = build_embedded(settings, services)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
             yield Platform(client, services, data)

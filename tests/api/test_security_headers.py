@@ -26,7 +26,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
     data: Path = tmp_path_factory.mktemp("security")
     services = build_services(data)
     app = build_embedded(demo_gateway_settings(), services)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
             yield Platform(client, services, data)
@@ -94,7 +94,7 @@ async def test_hsts_only_over_tls(platform: Platform) -> None:
 async def test_an_untrusted_peer_cannot_claim_tls(tmp_path: Path) -> None:
     services = build_services(tmp_path)
     app = build_embedded(GatewaySettings(), services)  # trusts no proxy
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
             for path in ("/health/live", "/api/identity/.well-known/jwks.json"):

@@ -24,7 +24,7 @@ from bsante.platform.embedded import build_services
 async def running(data: Path) -> AsyncIterator[Platform]:
     services = build_services(data)
     app = build_embedded(GatewaySettings(), services)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
             yield Platform(client, services, data)

@@ -98,7 +98,7 @@ async def recorded(tmp_path: Path) -> AsyncIterator[tuple[Platform, dict[str, se
             if service.has_store
         }
         app = build_embedded(GatewaySettings(max_body_bytes=64 * 1024), services)
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
             transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
                 yield Platform(client, services, tmp_path), shapes

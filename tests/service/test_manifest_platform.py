@@ -83,7 +83,7 @@ async def test_adding_a_service_is_its_folder_and_one_manifest_entry(
     text = (Path(__file__).parents[2] / "contracts/src/bsante/contracts/services.toml").read_text()
     services = build_services(tmp_path / "data", parse(text + extra_service))
     app = build_embedded(GatewaySettings(), services)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
             assert (await client.get("/api/extra/hello")).json() == {"hello": "world"}

@@ -49,7 +49,7 @@ async def sla(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_PASSWORD", TILLEULS[1])
     services = build_services(tmp_path)
     app = build_embedded(GatewaySettings(), services)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as client:
             yield Platform(client, services, tmp_path)

@@ -50,7 +50,7 @@ async def platform(
     monkeypatch.setenv("IDENTITY_CPS_CA_PATHS", f'["{ca}"]')
     monkeypatch.setenv("IDENTITY_CPS_CRL_PATHS", "[" + ", ".join(f'"{c}"' for c in crls) + "]")
     app = build_embedded(GatewaySettings(), build_services(tmp_path / "data"))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         yield manager.app  # type: ignore[misc]
 
 
@@ -88,7 +88,7 @@ async def agent(platform: FastAPI, readers: VirtualReaders, tmp_path: Path) -> A
         poll_ms=100,
     )
     app = build_app(settings, token=PAIRING, transport=httpx.ASGITransport(app=platform))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):
         local = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=asgi(app)),
             base_url="http://127.0.0.1:8088",

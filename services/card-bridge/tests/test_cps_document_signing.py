@@ -105,7 +105,7 @@ async def workstation(
     monkeypatch.setenv("DOCUMENTS_CPS_TRUST_ANCHOR_FILES", json.dumps([str(ca)]))
     services = build_services(tmp_path / "data")
     platform_app = build_embedded(GatewaySettings(), services)
-    async with LifespanManager(platform_app, startup_timeout=30, shutdown_timeout=30) as running:
+    async with LifespanManager(platform_app, startup_timeout=120, shutdown_timeout=60) as running:
         settings = CardBridgeSettings(
             platform_url="http://platform",
             platform_origin=ORIGIN,

@@ -122,7 +122,7 @@ def cards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cards:
 @pytest.fixture
 async def client(cards: Cards, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = build_embedded(GatewaySettings(), build_services(tmp_path / "data"))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as http:
             yield http

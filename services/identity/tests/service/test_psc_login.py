@@ -99,7 +99,7 @@ def _configure(monkeypatch: pytest.MonkeyPatch, issuer: str) -> None:
 async def _browser(data: Path, provider: FastAPI) -> AsyncIterator[Browser]:
     services = build_services(data)
     app = build_embedded(GatewaySettings(), services)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager:
         platform = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(
             mounts={"http://platform": platform}, follow_redirects=True, timeout=10
