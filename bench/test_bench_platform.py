@@ -285,19 +285,36 @@ def _sign_load(url: str, path: str, ids: Path, *, headers: dict[str, str], pid: 
 
 @dataclass
 class Platform:
-    side: Side
-    ready_s: float
-    quiet_s: float
-    rss_idle: int
-    rss_peak: int
-    rss_end: int
-    created_alone: list[float]
-    created_loaded: list[float]
-    dmp: list[float]
-    pdf: bytes
+    ready_s: float = 0.0
+    quiet_s: float = 0.0
+    rss_idle: int = 0
+    rss_peak: int = 0
+    rss_end: int = 0
+    created_alone: list[float] = field(default_factory=list)
+    created_loaded: list[float] = field(default_factory=list)
+    dmp: list[float] = field(default_factory=list)
 
 
-def _platform(data: Path, tmp: Path, sim_url: str) -> Platform:
+@contextmanager
+def _bare_app(tmp: Path, pdf: bytes) -> Iterator[tuple[str, int, Path]]:
+    """The baseline app, warm (its cachet made, pyHanko loaded): (base URL, pid, its folder)."""
+    folder = tmp / "bare"
+    folder.mkdir()
+    report = tmp / "report.pdf"
+    report.write_bytes(_first_revision(pdf))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [str(BARE), "--db", str(folder / "bare.db"), "--port", str(port)]
+    args += ["--pdf", str(report), "--pki", str(tmp / "bare-pki")]
+    with started(args) as proc:
+        wait_ready(f"{base}/health/live", proc)
+        assert httpx.post(f"{base}/documents/warm/sign", timeout=120).status_code == 200
+        yield base, proc.pid, folder
+
+
+def _measure(data: Path, tmp: Path, sim_url: str) -> tuple[Platform, Side, Side]:
+    """The platform and the bare app both running, each load phase on the platform then at
+    once on the bare app (the other side idle), so that both see the same machine."""
     env = {
         "DMP_CONNECTOR_DMP_REPOSITORY_URL": f"{sim_url}/repository",
         "DMP_CONNECTOR_DMP_REGISTRY_URL": f"{sim_url}/registry",
@@ -306,10 +323,10 @@ def _platform(data: Path, tmp: Path, sim_url: str) -> Platform:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = ["-m", "bsante.platform", "--data", str(data), "--port", str(port), "--psc-port", "-1"]
-    side = Side()
+    figures, ours, theirs = Platform(), Side(), Side()
     start = time.monotonic()
     with started(args, env=env) as proc, httpx.Client(base_url=base, timeout=300) as client:
-        ready_s = wait_ready(f"{base}/health/ready", proc)
+        figures.ready_s = wait_ready(f"{base}/health/ready", proc)
         auth = _login(client)
         client.headers.update(auth)
         pid = _created(client, PATIENT)
@@ -320,88 +337,113 @@ def _platform(data: Path, tmp: Path, sim_url: str) -> Platform:
         # background; then until the process is idle.
         signed = _sign(client, *_final(client, pid, template))
         assert signed["dmp_requested"] is False
-        document = signed["id"]
-        pdf = client.get(f"/api/documents/documents/{document}/pdf")
+        pdf = client.get(f"/api/documents/documents/{signed['id']}/pdf")
         assert pdf.status_code == 200
-        form = tmp / "form.json"
-        form.write_text(json.dumps(_form_body()))
         assert client.post(f"/api/forms/patients/{pid}/submissions", json=_form_body()).is_success
         _settle(data)
         _quiet(proc.pid)
-        quiet_s = time.monotonic() - start
-        rss_idle = rss_bytes(proc.pid)
+        figures.quiet_s = time.monotonic() - start
+        figures.rss_idle = rss_bytes(proc.pid)
 
         def size() -> int:
             _settle(data)
             return _checkpointed_bytes(data)
 
-        create = tmp / "create.json"
+        create, form, ids = tmp / "create.json", tmp / "form.json", tmp / "documents.txt"
         create.write_text(json.dumps(CREATE_BODY))
-        with rss_peak(proc.pid) as peak:
-            _load(
-                side,
-                "read",
-                size,
-                lambda: wrk(
-                    f"{base}/api/patient/patients/{pid}",
-                    headers=auth,
-                    seconds=SECONDS,
-                    server_pid=proc.pid,
-                ),
-            )
-            create_from = datetime.now(UTC)
-            _load(
-                side,
-                "create",
-                size,
-                lambda: _post(
-                    base, "create", "/api/patient/patients", create, headers=auth, pid=proc.pid
-                ),
-            )
-            create_to = datetime.now(UTC)
-            _load(
-                side,
-                "form",
-                size,
-                lambda: _post(
-                    base,
-                    "body",
-                    f"/api/forms/patients/{pid}/submissions",
-                    form,
-                    headers=auth,
-                    pid=proc.pid,
-                ),
-            )
-            ids = tmp / "documents.txt"
-            ids.write_text(
-                "".join(
-                    f"{d} {e}\n"
-                    for d, e in (_final(client, pid, template) for _ in range(SIGNATURES))
+        form.write_text(json.dumps(_form_body()))
+        with _bare_app(tmp, pdf.content) as (bare, bare_pid, folder):
+
+            def bare_size() -> int:
+                return _checkpointed_bytes(folder)
+
+            with rss_peak(proc.pid) as peak:
+                _load(
+                    ours,
+                    "read",
+                    size,
+                    lambda: wrk(
+                        f"{base}/api/patient/patients/{pid}",
+                        headers=auth,
+                        seconds=SECONDS,
+                        server_pid=proc.pid,
+                    ),
                 )
-            )
-            _load(
-                side,
-                "sign",
-                size,
-                lambda: _sign_load(
-                    base,
-                    "/api/documents/documents/{id}/sign",
-                    ids,
-                    headers=auth,
-                    pid=proc.pid,
-                ),
-            )
-            rss_end = rss_bytes(proc.pid)
-        assert side.results["sign"].requests == SIGNATURES
+                _load(
+                    theirs,
+                    "read",
+                    bare_size,
+                    lambda: wrk(f"{bare}/patients/p1", seconds=SECONDS, server_pid=bare_pid),
+                )
+                create_from = datetime.now(UTC)
+                _load(
+                    ours,
+                    "create",
+                    size,
+                    lambda: _post(
+                        base, "create", "/api/patient/patients", create, headers=auth, pid=proc.pid
+                    ),
+                )
+                create_to = datetime.now(UTC)
+                _load(
+                    theirs,
+                    "create",
+                    bare_size,
+                    lambda: _post(bare, "create", "/patients", create, headers={}, pid=bare_pid),
+                )
+                _load(
+                    ours,
+                    "form",
+                    size,
+                    lambda: _post(
+                        base,
+                        "body",
+                        f"/api/forms/patients/{pid}/submissions",
+                        form,
+                        headers=auth,
+                        pid=proc.pid,
+                    ),
+                )
+                _load(
+                    theirs,
+                    "form",
+                    bare_size,
+                    lambda: _post(
+                        bare, "body", "/patients/p1/submissions", form, headers={}, pid=bare_pid
+                    ),
+                )
+                documents = [_final(client, pid, template) for _ in range(SIGNATURES)]
+                ids.write_text("".join(f"{d} {e}\n" for d, e in documents))
+                _load(
+                    ours,
+                    "sign",
+                    size,
+                    lambda: _sign_load(
+                        base,
+                        "/api/documents/documents/{id}/sign",
+                        ids,
+                        headers=auth,
+                        pid=proc.pid,
+                    ),
+                )
+                figures.rss_end = rss_bytes(proc.pid)
+                _load(
+                    theirs,
+                    "sign",
+                    bare_size,
+                    lambda: _sign_load(bare, "/documents/{id}/sign", ids, headers={}, pid=bare_pid),
+                )
+            figures.rss_peak = peak[0]
+        assert ours.results["sign"].requests == theirs.results["sign"].requests == SIGNATURES
 
         # PatientCreated committed -> claimed by the SLA monitor's consumer, one at a time.
         alone_from = datetime.now(UTC)
         for n in range(CREATIONS):
             _created(client, {**PATIENT, "birth_name": f"SEULE{_letters(n)}"})
         _settle(data)
-        created_alone = _latencies(data, "PatientCreated", alone_from, None)
-        created_loaded = _latencies(data, "PatientCreated", create_from, create_to)
-        assert len(created_alone) == CREATIONS
+        figures.created_alone = _latencies(data, "PatientCreated", alone_from, None)
+        figures.created_loaded = _latencies(data, "PatientCreated", create_from, create_to)
+        assert len(figures.created_alone) == CREATIONS
 
         # DocumentSigned committed -> the DMP's acknowledgement recorded by the connector
         # (DmpDocumentSubmitted), one document at a time, the simulator in its own process.
@@ -410,20 +452,9 @@ def _platform(data: Path, tmp: Path, sim_url: str) -> Platform:
             document_id, etag = _final(client, qualified, template)
             assert _sign(client, document_id, etag)["dmp_requested"] is True
             _until_submitted(client, document_id)
-        dmp = _dmp_latencies(data, dmp_from)
-        assert len(dmp) == DMP_DOCUMENTS
-    return Platform(
-        side,
-        ready_s,
-        quiet_s,
-        rss_idle,
-        peak[0],
-        rss_end,
-        created_alone,
-        created_loaded,
-        dmp,
-        pdf.content,
-    )
+        figures.dmp = _dmp_latencies(data, dmp_from)
+        assert len(figures.dmp) == DMP_DOCUMENTS
+    return figures, ours, theirs
 
 
 def _letters(n: int) -> str:
@@ -477,63 +508,6 @@ def _first_revision(pdf: bytes) -> bytes:
     return pdf[:end]
 
 
-def _bare(tmp: Path, pdf: bytes) -> Side:
-    folder = tmp / "bare"
-    folder.mkdir()
-    report = tmp / "report.pdf"
-    report.write_bytes(_first_revision(pdf))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    args = [str(BARE), "--db", str(folder / "bare.db"), "--port", str(port)]
-    args += ["--pdf", str(report), "--pki", str(tmp / "bare-pki")]
-    side = Side()
-    with started(args) as proc:
-        wait_ready(f"{base}/health/live", proc)
-        # Warm as the platform was: the cachet made and pyHanko loaded by one signing.
-        assert httpx.post(f"{base}/documents/warm/sign", timeout=120).status_code == 200
-
-        def size() -> int:
-            return _checkpointed_bytes(folder)
-
-        _load(
-            side,
-            "read",
-            size,
-            lambda: wrk(f"{base}/patients/p1", seconds=SECONDS, server_pid=proc.pid),
-        )
-        _load(
-            side,
-            "create",
-            size,
-            lambda: _post(
-                base, "create", "/patients", tmp / "create.json", headers={}, pid=proc.pid
-            ),
-        )
-        _load(
-            side,
-            "form",
-            size,
-            lambda: _post(
-                base,
-                "body",
-                "/patients/p1/submissions",
-                tmp / "form.json",
-                headers={},
-                pid=proc.pid,
-            ),
-        )
-        _load(
-            side,
-            "sign",
-            size,
-            lambda: _sign_load(
-                base, "/documents/{id}/sign", tmp / "documents.txt", headers={}, pid=proc.pid
-            ),
-        )
-    assert side.results["sign"].requests == SIGNATURES
-    return side
-
-
 def _p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -565,8 +539,9 @@ ROUTES = {
 LEGEND = """\
   Platform: `python -m bsante.platform` (every service and the gateway in one process, SQLite
   WAL + synchronous=FULL, embedded log), fresh data directory, through the gateway with a
-  médecin's token. Baselines (bench/bare_app.py, same SQLite settings, same machine, run after
-  the platform in the same test):
+  médecin's token. Baselines (bench/bare_app.py, same SQLite settings), running beside it on
+  the same machine: each phase runs on the platform, then at once on the bare app (the other
+  side idle), so that both meet the same background load:
     patient read      platform GET /api/patient/patients/{{id}} (with its access audit) |
                       bare: read one row, insert one audit row
     patient create    platform POST /api/patient/patients, a unique birth name each request
@@ -583,7 +558,9 @@ LEGEND = """\
                       worker thread, one row holding the sealed bytes; no rendering, no CDA
   Load: wrk, 16 connections; read, create and form for {seconds} s each (bench/post.lua makes
   the POSTs for both sides); signing: the same {signatures} documents on both sides, each once
-  (16 wrk threads of one connection). Ratio = platform / bare requests per second.
+  (16 wrk threads of one connection). Ratio = platform / bare requests per second. CPU
+  ms/req: the server process's CPU time (all its threads) during the load over the requests
+  completed, less sensitive than requests/s to what else the machine runs.
   Bytes added per operation: the data directory (SQLite files, blobs, event log) after the
   pipeline drained (no unpublished outbox row, every consumer group at the log's end) and a
   wal_checkpoint(TRUNCATE) of every SQLite file, before and after each phase, divided by the
@@ -610,22 +587,22 @@ def test_platform_against_bare_baselines(
     with started(sim_args) as sim:
         sim_url = f"http://127.0.0.1:{sim_port}"
         wait_ready(f"{sim_url}/health", sim)
-        platform = _platform(data, tmp_path, sim_url)
-    bare = _bare(tmp_path, platform.pdf)
+        platform, ours, theirs = _measure(data, tmp_path, sim_url)
     rows = []
     for key, title in ROUTES.items():
-        ours, theirs = platform.side.results[key], bare.results[key]
+        mine, bare = ours.results[key], theirs.results[key]
         rows.append(
-            f"  {title:<18}{ours.requests_per_second:9.1f}{theirs.requests_per_second:9.1f}"
-            f"{ours.requests_per_second / theirs.requests_per_second:8.2f}"
-            f"{ours.p99_ms:10.1f}{theirs.p99_ms:9.1f}"
-            f"{platform.side.bytes_per_op[key]:11.0f}{bare.bytes_per_op[key]:8.0f}"
+            f"  {title:<18}{mine.requests_per_second:9.1f}{bare.requests_per_second:9.1f}"
+            f"{mine.requests_per_second / bare.requests_per_second:7.2f}"
+            f"{mine.p99_ms:9.0f}{bare.p99_ms:7.0f}"
+            f"{mine.cpu_ms_per_request:9.2f}{bare.cpu_ms_per_request:7.2f}"
+            f"{ours.bytes_per_op[key]:10.0f}{theirs.bytes_per_op[key]:7.0f}"
         )
     lines = [
         "",
         "Platform against bare FastAPI + aiosqlite, one run (issue #17 point 3)",
-        "                      req/s    req/s          p99 ms   p99 ms   bytes/op bytes/op",
-        "  route             platform    bare  ratio  platform    bare   platform    bare",
+        "                       requests/s          p99 (ms)     CPU ms/req     bytes/op",
+        "  route             platform    bare  ratio platform  bare platform  bare platform  bare",
         *rows,
         "",
         "  event latency",
