@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from load import WrkResult, cpu_seconds, dir_bytes, free_port, started, wait_ready, wrk
+from load import WrkResult, cpu_seconds, free_port, started, wait_ready, wrk
 
 from bsante.dmp_connector import pki
 
@@ -105,12 +105,21 @@ def _settle(data: Path, timeout: float = 120.0) -> None:
 
 
 def _checkpointed_bytes(data: Path) -> int:
-    """Bytes of the data directory once each SQLite file's WAL is checkpointed into it and
-    truncated (a busy file keeps its WAL: counted as it is)."""
-    for path in _databases(data):
-        with closing(sqlite3.connect(path, timeout=30)) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    return dir_bytes(data)
+    """Bytes of the data directory as `du` would count them once every SQLite file's WAL is
+    checkpointed into it: each database's pages (its WAL's pages included, read through a
+    read-only connection, so nothing is changed), plus every other file (blobs, keys); the
+    -wal and -shm files themselves are not counted."""
+    total = 0
+    for path in sorted(p for p in data.rglob("*") if p.is_file()):
+        if path.name.endswith(("-wal", "-shm")):
+            continue
+        if path.suffix == ".db":
+            with closing(_read_only(path)) as conn:
+                pages = conn.execute("PRAGMA page_count").fetchone()[0]
+                total += pages * conn.execute("PRAGMA page_size").fetchone()[0]
+        else:
+            total += path.stat().st_size
+    return total
 
 
 def _outbox(
@@ -561,10 +570,11 @@ LEGEND = """\
   (16 wrk threads of one connection). Ratio = platform / bare requests per second. CPU
   ms/req: the server process's CPU time (all its threads) during the load over the requests
   completed, less sensitive than requests/s to what else the machine runs.
-  Bytes added per operation: the data directory (SQLite files, blobs, event log) after the
-  pipeline drained (no unpublished outbox row, every consumer group at the log's end) and a
-  wal_checkpoint(TRUNCATE) of every SQLite file, before and after each phase, divided by the
-  requests wrk completed.
+  Bytes added per operation: the data directory (SQLite files, blobs, event log) before and
+  after each phase, the platform's once its pipeline drained (no unpublished outbox row, every
+  consumer group at the log's end), divided by the requests wrk completed; an SQLite file
+  counts as it would after a full WAL checkpoint (its pages, those still in the WAL included,
+  through a read-only connection; the -wal and -shm files are not counted).
   Event latency: the outbox row's time (written in the committing transaction) to the
   consumer's inbox claim (sla-monitor) or to the connector's DmpDocumentSubmitted outbox row
   (after the simulator's acknowledgement), read from the SQLite files; the DMP simulator runs
