@@ -93,8 +93,11 @@ audit: dev
 fuzz: dev
 	$(PY) tools/api_conformance.py --max-time $(or $(FUZZ_SECONDS),120)
 
+# The platform's table first (platform against bare baselines, one run), then the others.
 bench: dev bench-tools
-	$(VENV)/bin/pytest -q -p no:cacheprovider bench --benchmark-columns=min,mean,max,rounds
+	$(VENV)/bin/pytest -q -p no:cacheprovider bench/test_bench_platform.py
+	$(VENV)/bin/pytest -q -p no:cacheprovider bench --ignore=bench/test_bench_platform.py \
+	  --benchmark-columns=min,mean,max,rounds
 
 # The whole suite three times while stress-ng keeps both cores busy: no test may depend on speed.
 test-loaded: dev

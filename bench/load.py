@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ class WrkResult:
     requests: int
     cpu_ms_per_request: float = 0.0
     main_thread_cpu_ms_per_request: float = 0.0
+    socket_errors: int = 0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -90,16 +92,34 @@ def wrk(
     seconds: int = 10,
     threads: int = 2,
     server_pid: int | None = None,
+    script: Path | None = None,
+    script_args: Sequence[str] = (),
+    timeout_seconds: int = 2,
+    until: Callable[[], bool] | None = None,
 ) -> WrkResult:
+    """`script` (a wrk Lua script) and `script_args` make the requests (bench/post.lua).
+    With `until`, wrk is interrupted (SIGINT: it prints its figures over the time it ran) as
+    soon as `until()` holds."""
     binary = shutil.which("wrk")
     if binary is None:
         pytest.skip("wrk (Debian package) is not installed: `make bench` installs it")
     args = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    args += [f"--timeout={timeout_seconds}s"]
+    if script is not None:
+        args += ["-s", str(script)]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     main_before = cpu_seconds(server_pid, server_pid) if server_pid else 0.0
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    tail = ["--", *script_args] if script_args else []
+    process = subprocess.Popen([*args, url, *tail], stdout=subprocess.PIPE, text=True)
+    if until is not None:
+        while process.poll() is None and not until():
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+    out = process.communicate()[0]
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, args, out)
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     main = cpu_seconds(server_pid, server_pid) - main_before if server_pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
@@ -107,10 +127,18 @@ def wrk(
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     per_request = 1000 * cpu / total if total else 0.0
     main_per_request = 1000 * main / total if total else 0.0
     return WrkResult(
-        rps, p50, p99, int(bad.group(1)) if bad else 0, total, per_request, main_per_request
+        rps,
+        p50,
+        p99,
+        int(bad.group(1)) if bad else 0,
+        total,
+        per_request,
+        main_per_request,
+        sum(int(n) for n in failed.groups()) if failed else 0,
     )
 
 
