@@ -71,7 +71,7 @@ def stop(process: subprocess.Popen[bytes]) -> tuple[int, str, str]:
 
 
 def login(base: str, credentials: dict[str, str]) -> dict[str, str]:
-    response = httpx.post(f"{base}/api/identity/auth/token", json=credentials, timeout=10)
+    response = httpx.post(f"{base}/api/identity/auth/token", json=credentials, timeout=30)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -106,13 +106,15 @@ def create_patient(
         f"{base}/api/patient/patients",
         json={**PATIENT, "birth_name": birth_name},
         headers=headers,
-        timeout=10,
+        timeout=30,
     )
     assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
     return body
 
 
+# Whole platforms started as processes: minutes on a loaded machine, not the 120 s default.
+@pytest.mark.timeout(300)
 def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -165,7 +167,7 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         via_forms = httpx.get(
             f"{base}/api/forms/patients/{patient['id']}/submissions",
             headers=login(base, MEDECIN),
-            timeout=10,
+            timeout=30,
         )
         assert via_forms.status_code == 200, via_forms.text
         assert usage_total(base, headers, 1) == 1, "no event consumed twice after the restart"
@@ -175,6 +177,8 @@ def test_embedded_platform_as_make_run_starts_it(tmp_path: Path) -> None:
         assert code == 0, err
 
 
+# Whole platforms started as processes: minutes on a loaded machine, not the 120 s default.
+@pytest.mark.timeout(300)
 def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path) -> None:
     """`python -m bsante.<service>` per service, the gateway proxying to their URLs.
 
@@ -252,7 +256,7 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
         submissions = httpx.get(
             f"{base}/api/forms/patients/{created['id']}/submissions",
             headers=login(base, MEDECIN),
-            timeout=10,
+            timeout=30,
         )
         assert submissions.status_code == 200, submissions.text
         refused = httpx.get(

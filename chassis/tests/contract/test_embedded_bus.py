@@ -15,7 +15,7 @@ from bsante.chassis.bus.embedded import EmbeddedBus
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+async def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         if asyncio.get_running_loop().time() > deadline:
@@ -23,7 +23,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

@@ -92,7 +92,7 @@ def event_id(message: Message) -> str:
     return str(Envelope.from_json(message.value).event_id)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.02)

@@ -27,7 +27,7 @@ TOPIC = "bsante.test.v1"
 FAST = RelayPolicy(batch_size=50, max_attempts=3, initial_backoff=0.0, max_backoff=0.0)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

@@ -22,7 +22,7 @@ GROUP = "bsante.consumer"
 LATER = timedelta(days=30)  # a purge "now + LATER" sees everything as past the retention
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

@@ -30,7 +30,7 @@ class AgentSettings(ServiceSettings):
     workstation: str = "poste-12"
 
 
-async def eventually_true(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually_true(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():

@@ -17,7 +17,7 @@ from bsante.chassis.tasks import Backoff, LongRunning, Periodic, SupervisedTask
 FAST = Backoff(initial=0.01, multiplier=2.0, maximum=0.04)
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

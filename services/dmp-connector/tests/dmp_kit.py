@@ -70,7 +70,7 @@ DATASET = {
 }
 
 
-async def eventually(check: Any, timeout: float = 30.0) -> None:
+async def eventually(check: Any, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():

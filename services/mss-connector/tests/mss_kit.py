@@ -60,7 +60,7 @@ def signed_cda(*, with_ins: bool = True, document_id: str = "doc-0001") -> bytes
     )
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():
