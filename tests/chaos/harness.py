@@ -13,6 +13,7 @@ documents, and the MSSanté operator's mailboxes (in this process).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -28,6 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from bsante.chassis.jobs import JOBS
 from bsante.contracts import manifest
 from bsante.dmp_connector import pki
 from bsante.mss_connector.simulator import CORRESPONDENT, Operator
@@ -240,7 +243,9 @@ class Cluster:
 
     def _plan(self, demo_pki: pki.Pki, simulator_port: int) -> None:
         services = self.manifest.of_kind("service")
-        ports = {entry.name: free_port() for entry in [*services, *self.manifest.of_kind("gateway")]}
+        ports = {
+            entry.name: free_port() for entry in [*services, *self.manifest.of_kind("gateway")]
+        }
         identity = f"http://127.0.0.1:{ports['identity']}"
         clients = [entry for entry in services if entry.calls]
         secrets_dir = self.root / "secrets"
@@ -311,7 +316,10 @@ class Cluster:
         secrets_dir = self.root / "secrets"
         if name == "identity":
             registry = {
-                c.name: {"scopes": list(c.scopes), "secret_file": str(secrets_dir / f"{c.name}.secret")}
+                c.name: {
+                    "scopes": list(c.scopes),
+                    "secret_file": str(secrets_dir / f"{c.name}.secret"),
+                }
                 for c in clients
             }
             return {f"{p}SERVICE_CLIENTS": json.dumps(registry), f"{p}SEED_DEMO": "true"}
@@ -411,7 +419,9 @@ class Cluster:
             return 0
         with read_only(process.store) as conn:
             return int(
-                conn.execute("SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL").fetchone()[0]
+                conn.execute("SELECT COUNT(*) FROM outbox WHERE parked_at IS NOT NULL").fetchone()[
+                    0
+                ]
             )
 
     def jobs(self, process: Process) -> Counter[str]:
@@ -419,7 +429,7 @@ class Cluster:
             return Counter()
         with read_only(process.store) as conn:
             rows = conn.execute(
-                "SELECT json_extract(data, '$.state') FROM documents WHERE collection = 'jobs'"
+                "SELECT json_extract(data, '$.state') FROM documents WHERE collection = ?", (JOBS,)
             ).fetchall()
         return Counter(str(row[0]) for row in rows)
 
@@ -571,7 +581,11 @@ class Driver:
             self.from_card_read(DURAND_CARD, 0, None),
             self.from_card_read(DURAND_CARD, 1, "F"),
         ]
-        r = self.call("POST", "/api/patient/patients/from-vitale", json={"card": LEFEVRE_CARD, "beneficiary": 0})
+        r = self.call(
+            "POST",
+            "/api/patient/patients/from-vitale",
+            json={"card": LEFEVRE_CARD, "beneficiary": 0},
+        )
         self.ledger.created.setdefault("LEFEVRE", "vitale")
         ids.append(str(r.json()["patient"]["id"]))
         ids.append(self.create(ECETINSI))
@@ -647,16 +661,17 @@ class Driver:
         read and a signed document."""
         try:
             qualified = list(self.ledger.qualified)
+            letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
             n = 0
             while not self.stop.is_set():
                 n += 1
-                name = "CHAOS" + "".join(self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(8))
+                born = date(1920, 1, 1) + timedelta(days=self.rng.randrange(15000))
                 patient_id = self.create(
                     {
-                        "birth_name": name,
+                        "birth_name": "CHAOS" + "".join(self.rng.choices(letters, k=8)),
                         "birth_given_names": "Jeanne",
                         "sex": self.rng.choice("MF"),
-                        "birth_date": f"19{self.rng.randint(20, 60)}-0{self.rng.randint(1, 9)}-1{self.rng.randint(0, 9)}",
+                        "birth_date": born.isoformat(),
                     }
                 )
                 self.read(patient_id)
@@ -690,7 +705,10 @@ class Campaign:
     phases: dict[str, float] = field(default_factory=dict)  # reported, never asserted
 
     def report(self) -> str:
-        lines = [f"crash campaign: seed {self.seed}, {len(self.kills)} kills (goal: caught up < {GOAL_SECONDS:.0f} s)"]
+        lines = [
+            f"crash campaign: seed {self.seed}, {len(self.kills)} kills "
+            f"(goal: caught up in under {GOAL_SECONDS:.0f} s)"
+        ]
         per: dict[str, list[Restart]] = {}
         for kill in self.kills:
             per.setdefault(kill.service, []).append(kill)
@@ -709,14 +727,14 @@ class Campaign:
                 f"MSSanté sends, {led.retries} requests asked again"
             )
         if self.phases:
-            lines.append(
-                "  phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items())
-            )
+            lines.append("  phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()))
         lines.extend(f"  FAILED: {failure}" for failure in self.failures)
         return "\n".join(lines)
 
 
-def kill_loop(cluster: Cluster, campaign: Campaign, kills: int, rng: random.Random, driver: Driver) -> None:
+def kill_loop(
+    cluster: Cluster, campaign: Campaign, kills: int, rng: random.Random, driver: Driver
+) -> None:
     """SIGKILL a random service at a random moment, restart it, wait until it caught up
     (measured, reported), then the next one."""
     names = sorted(cluster.processes)
@@ -734,7 +752,11 @@ def kill_loop(cluster: Cluster, campaign: Campaign, kills: int, rng: random.Rand
         restart = Restart(name)
         campaign.kills.append(restart)
         try:
-            poll(lambda: cluster.caught_up(process, heads, outbox), f"{name} to catch up\n{process.tail()}", CATCH_UP_LIMIT)
+            poll(
+                functools.partial(cluster.caught_up, process, heads, outbox),
+                f"{name} to catch up\n{process.tail()}",
+                CATCH_UP_LIMIT,
+            )
         except AssertionError as error:
             restart.error = str(error)
             campaign.failures.append(f"{name} did not catch up after a restart: {error}")
@@ -791,16 +813,20 @@ def check(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> list[str]:
     # Every MSSanté message at the peer exactly once (by Message-ID), one per send asked.
     def ids(raws: list[bytes]) -> list[str]:
         return [
-            str(BytesParser(policy=policy.default).parsebytes(m, headersonly=True)["Message-ID"]).strip()
+            str(
+                BytesParser(policy=policy.default).parsebytes(m, headersonly=True)["Message-ID"]
+            ).strip()
             for m in raws
         ]
 
     assert cluster.operator.smtp is not None
-    mailbox = [m for m in cluster.operator.messages(CORRESPONDENT)]
+    mailbox = list(cluster.operator.messages(CORRESPONDENT))
     in_box = Counter(ids(mailbox))
     submitted = set(ids(list(cluster.operator.smtp.stats.received)))
     if any(n != 1 for n in in_box.values()):
-        failures.append(f"a Message-ID is more than once in the peer's mailbox: {in_box.most_common(3)}")
+        failures.append(
+            f"a Message-ID is more than once in the peer's mailbox: {in_box.most_common(3)}"
+        )
     if len(in_box) != len(led.sends):
         failures.append(f"{len(in_box)} messages at the peer for {len(led.sends)} sends asked")
     if len(submitted) != len(led.sends):
@@ -810,7 +836,7 @@ def check(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> list[str]:
 
     # Every patient creation counted once in the usage indicators.
     listed = driver.call("GET", "/api/patient/patients", params={"limit": 1}).json()["total"]
-    names = Counter()
+    names: Counter[str] = Counter()
     page = 0
     while True:
         items = driver.call(
@@ -823,9 +849,13 @@ def check(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> list[str]:
     for name, how in led.created.items():
         if how.startswith("hand") and names[name] != 1:
             failures.append(f"{names[name]} records of one creation by hand ({how})")
-    usage = driver.call("GET", "/api/sla-monitor/usage/patients-created", headers=admin).json()["total"]
+    usage = driver.call("GET", "/api/sla-monitor/usage/patients-created", headers=admin).json()[
+        "total"
+    ]
     if usage != listed:
-        failures.append(f"usage indicator counts {usage} patients created, the structure has {listed}")
+        failures.append(
+            f"usage indicator counts {usage} patients created, the structure has {listed}"
+        )
 
     # Every patient read audited exactly once.
     audits = [a for a in cluster.audit() if a["acting_structure"] == STRUCTURE]
@@ -915,7 +945,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", help="Directory to run in and keep (default: a temporary one)")
     args = parser.parse_args()
-    seed = args.seed if args.seed is not None else int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32))
+    seed = (
+        args.seed
+        if args.seed is not None
+        else int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32))
+    )
     print(f"crash campaign: seed {seed} (CHAOS_SEED={seed} replays it)", flush=True)
     with tempfile.TemporaryDirectory(prefix="bsante-chaos-") as tmp:
         campaign = run_campaign(Path(args.keep or tmp), kills=args.kills, seed=seed)
