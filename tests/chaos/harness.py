@@ -447,6 +447,13 @@ class Cluster:
             return False
         return self.outbox_unsent(process, outbox) == 0
 
+    def count(self, service: str, collection: str) -> int:
+        with read_only(self.data / f"{service}.db") as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,)
+            ).fetchone()
+        return int(row[0])
+
     def audit(self) -> list[dict[str, Any]]:
         with read_only(self.data / "identity.db") as conn:
             rows = conn.execute(
@@ -476,8 +483,8 @@ class Ledger:
     created: dict[str, str] = field(default_factory=dict)  # birth name -> how
     qualified: dict[str, str] = field(default_factory=dict)  # patient id -> INS
     reads: list[tuple[str, str]] = field(default_factory=list)  # (patient id, request id) acked
-    read_attempts: list[tuple[str, str]] = field(default_factory=list)
     forms: int = 0
+    drafts: int = 0
     signed: dict[str, str] = field(default_factory=dict)  # document id -> patient id
     sends: list[str] = field(default_factory=list)  # document ids sent to the correspondent
     retries: int = 0
@@ -638,6 +645,7 @@ class Driver:
             json={"template_id": self.template},
         )
         document_id = str(drafted.json()["id"])
+        self.ledger.drafts += 1
         url = f"/api/documents/documents/{document_id}"
         etag = drafted.headers["ETag"]
         for step, done_status, body in (
@@ -708,6 +716,7 @@ class Campaign:
     ledger: Ledger | None = None
     failures: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # reported, never asserted
+    notes: list[str] = field(default_factory=list)
 
     def report(self) -> str:
         lines = [
@@ -744,6 +753,7 @@ class Campaign:
             )
         if self.phases:
             lines.append("  phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()))
+        lines.extend(f"  note: {note}" for note in self.notes)
         lines.extend(f"  FAILED: {failure}" for failure in self.failures)
         return "\n".join(lines)
 
@@ -944,6 +954,12 @@ def run_campaign(root: Path, *, kills: int, seed: int) -> Campaign:
                 drain(cluster, driver, admin)
                 phase("drain")
                 campaign.failures.extend(check(cluster, driver, admin))
+                campaign.notes.append(
+                    "POSTs without an idempotency key, asked again after a lost answer: "
+                    f"{cluster.count('forms', 'submissions')} form submissions stored for "
+                    f"{driver.ledger.forms} acknowledged, {cluster.count('documents', 'documents')}"
+                    f" documents for {driver.ledger.drafts} drafts acknowledged"
+                )
                 phase("checks")
         finally:
             driver.close()
