@@ -50,6 +50,7 @@ GOAL_SECONDS = 30.0
 # A service that has not caught up after this long fails the campaign.
 CATCH_UP_LIMIT = 120.0
 DRAIN_LIMIT = 240.0
+MIN_DOCUMENTS = 3
 # Status codes of a service being killed or restarted behind the gateway: ask again.
 TRANSIENT = {502, 503, 504}
 
@@ -761,22 +762,16 @@ class Campaign:
 def kill_loop(
     cluster: Cluster, campaign: Campaign, kills: int, rng: random.Random, driver: Driver
 ) -> None:
-    """SIGKILL a random service at a random moment, restart it, wait until it caught up
-    (measured, reported), then the next one."""
+    """SIGKILL a random process at a random moment and restart it; a watcher thread measures
+    its way back (ready, then caught up) while the next kills go on. A process still on its
+    way back is not chosen, so several may be down at once but each recovery is measured."""
     names = sorted(cluster.processes)
-    for _ in range(kills):
-        if driver.stop.is_set():
-            return
-        time.sleep(rng.uniform(0.2, 2.0))  # the random moment (not a synchronisation)
-        name = rng.choice(names)
-        process = cluster.processes[name]
-        process.kill()
-        heads = cluster.heads(process)
-        outbox = cluster.outbox_mark(process)
-        process.start()
+    recovering: set[str] = set()
+    lock = threading.Lock()
+    watchers: list[threading.Thread] = []
+
+    def watch(process: Process, restart: Restart, heads: dict[str, int], outbox: int) -> None:
         started = time.monotonic()
-        restart = Restart(name)
-        campaign.kills.append(restart)
         try:
             poll(process.ready, functools.partial(process.waited_for, "be ready"), CATCH_UP_LIMIT)
             restart.ready_seconds = time.monotonic() - started
@@ -785,11 +780,36 @@ def kill_loop(
                 functools.partial(process.waited_for, "catch up"),
                 CATCH_UP_LIMIT,
             )
+            restart.seconds = time.monotonic() - started
         except AssertionError as error:
             restart.error = str(error)
-            campaign.failures.append(f"{name} did not catch up after a restart: {error}")
-            return
-        restart.seconds = time.monotonic() - started
+            campaign.failures.append(f"{process.name} did not recover after a restart: {error}")
+        finally:
+            with lock:
+                recovering.discard(process.name)
+
+    for _ in range(kills):
+        if driver.stop.is_set() or campaign.failures:
+            break
+        time.sleep(rng.uniform(0.3, 3.0))  # the random moment (not a synchronisation)
+        name = rng.choice(names)
+        poll(lambda: name not in recovering, f"{name} to recover", 2 * CATCH_UP_LIMIT)  # noqa: B023
+        process = cluster.processes[name]
+        with lock:
+            recovering.add(name)
+        process.kill()
+        heads = cluster.heads(process)
+        outbox = cluster.outbox_mark(process)
+        process.start()
+        restart = Restart(name)
+        campaign.kills.append(restart)
+        watcher = threading.Thread(
+            target=watch, args=(process, restart, heads, outbox), name=f"watch:{name}", daemon=True
+        )
+        watcher.start()
+        watchers.append(watcher)
+    for watcher in watchers:
+        watcher.join(3 * CATCH_UP_LIMIT)
 
 
 def drain(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> None:
@@ -942,6 +962,12 @@ def run_campaign(root: Path, *, kills: int, seed: int) -> Campaign:
             worker.start()
             phase("setup")
             kill_loop(cluster, campaign, kills, rng, driver)
+            # A short campaign still checks a few documents end to end.
+            poll(
+                lambda: len(driver.ledger.signed) >= MIN_DOCUMENTS or driver.stop.is_set(),
+                f"the driver to sign {MIN_DOCUMENTS} documents",
+                DRAIN_LIMIT,
+            )
             driver.stop.set()
             worker.join(CATCH_UP_LIMIT * 2)
             campaign.ledger = driver.ledger
