@@ -760,7 +760,12 @@ class Campaign:
 
 
 def kill_loop(
-    cluster: Cluster, campaign: Campaign, kills: int, rng: random.Random, driver: Driver
+    cluster: Cluster,
+    campaign: Campaign,
+    kills: int,
+    rng: random.Random,
+    driver: Driver,
+    progress: Callable[[str], None],
 ) -> None:
     """SIGKILL a random process at a random moment and restart it; a watcher thread measures
     its way back (ready, then caught up) while the next kills go on. A process still on its
@@ -781,6 +786,10 @@ def kill_loop(
                 CATCH_UP_LIMIT,
             )
             restart.seconds = time.monotonic() - started
+            progress(
+                f"  {process.name}: ready in {restart.ready_seconds:.1f} s, "
+                f"caught up in {restart.seconds:.1f} s"
+            )
         except AssertionError as error:
             restart.error = str(error)
             campaign.failures.append(f"{process.name} did not recover after a restart: {error}")
@@ -788,7 +797,7 @@ def kill_loop(
             with lock:
                 recovering.discard(process.name)
 
-    for _ in range(kills):
+    for number in range(1, kills + 1):
         if driver.stop.is_set() or campaign.failures:
             break
         time.sleep(rng.uniform(0.3, 3.0))  # the random moment (not a synchronisation)
@@ -797,6 +806,7 @@ def kill_loop(
         process = cluster.processes[name]
         with lock:
             recovering.add(name)
+        progress(f"kill {number}/{kills}: {name}")
         process.kill()
         heads = cluster.heads(process)
         outbox = cluster.outbox_mark(process)
@@ -939,7 +949,10 @@ def check(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> list[str]:
     return failures
 
 
-def run_campaign(root: Path, *, kills: int, seed: int) -> Campaign:
+def run_campaign(
+    root: Path, *, kills: int, seed: int, progress: Callable[[str], None] | None = None
+) -> Campaign:
+    """Start, drive and kill, drain, check; everything stopped on return."""
     rng = random.Random(seed)
     campaign = Campaign(seed)
     cluster = Cluster(root)
@@ -961,7 +974,7 @@ def run_campaign(root: Path, *, kills: int, seed: int) -> Campaign:
             worker = threading.Thread(target=driver.run, name="chaos-driver", daemon=True)
             worker.start()
             phase("setup")
-            kill_loop(cluster, campaign, kills, rng, driver)
+            kill_loop(cluster, campaign, kills, rng, driver, progress or (lambda _: None))
             # A short campaign still checks a few documents end to end.
             poll(
                 lambda: len(driver.ledger.signed) >= MIN_DOCUMENTS or driver.stop.is_set(),
@@ -1012,7 +1025,12 @@ def main() -> int:
     )
     print(f"crash campaign: seed {seed} (CHAOS_SEED={seed} replays it)", flush=True)
     with tempfile.TemporaryDirectory(prefix="bsante-chaos-") as tmp:
-        campaign = run_campaign(Path(args.keep or tmp), kills=args.kills, seed=seed)
+        campaign = run_campaign(
+            Path(args.keep or tmp),
+            kills=args.kills,
+            seed=seed,
+            progress=functools.partial(print, flush=True),
+        )
     print(campaign.report(), flush=True)
     return 1 if campaign.failures else 0
 
