@@ -546,7 +546,7 @@ class Driver:
             if time.monotonic() > deadline:
                 raise DriverError(f"{method} {path}: no answer in {CATCH_UP_LIMIT:.0f}s")
             self.ledger.retries += 1
-            time.sleep(0.2)
+            time.sleep(0.2)  # a client's pause before asking again, not a synchronisation
 
     def login(self) -> None:
         r = self.call("POST", "/api/identity/auth/token", json=MEDECIN, login=False)
@@ -822,7 +822,7 @@ def kill_loop(
         watcher.join(3 * CATCH_UP_LIMIT)
 
 
-def drain(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> None:
+def drain(cluster: Cluster, driver: Driver) -> None:
     """Everything the workload started has reached its end (conditions, never a sleep)."""
     led = driver.ledger
 
@@ -835,14 +835,20 @@ def drain(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> None:
 
     poll(all_caught_up, "every service to drain its log, outbox and jobs", DRAIN_LIMIT)
 
+    states: Counter[str] = Counter()
+
     def dmp_submitted() -> bool:
+        states.clear()
         for document_id in led.signed:
             r = driver.call("GET", f"/api/dmp-connector/documents/{document_id}/dmp", accept=(404,))
-            if r.status_code != 200 or r.json()["state"] != "submitted":
-                return False
-        return True
+            states[r.json()["state"] if r.status_code == 200 else "unknown"] += 1
+        return set(states) <= {"submitted"}
 
-    poll(dmp_submitted, "every signed document to be submitted to the DMP", DRAIN_LIMIT)
+    poll(
+        dmp_submitted,
+        lambda: f"every signed document to be submitted to the DMP (now: {dict(states)})",
+        DRAIN_LIMIT,
+    )
     poll(
         lambda: len(cluster.operator.messages(CORRESPONDENT)) >= len(led.sends),
         "every MSSanté message at the peer",
@@ -851,7 +857,7 @@ def drain(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> None:
     poll(all_caught_up, "every service to drain again", DRAIN_LIMIT)
 
 
-def check(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> list[str]:
+def check(cluster: Cluster, driver: Driver) -> list[str]:
     """The exactly-once checks; the list of what does not hold."""
     led = driver.ledger
     failures: list[str] = []
@@ -907,6 +913,7 @@ def check(cluster: Cluster, driver: Driver, admin: dict[str, str]) -> list[str]:
     for name, how in led.created.items():
         if how.startswith("hand") and names[name] != 1:
             failures.append(f"{names[name]} records of one creation by hand ({how})")
+    admin = driver.token(ADMIN)  # the structure's administrator reads the indicators
     usage = driver.call("GET", "/api/sla-monitor/usage/patients-created", headers=admin).json()[
         "total"
     ]
@@ -970,7 +977,6 @@ def run_campaign(
         driver = Driver(cluster.gateway, random.Random(rng.random()))
         try:
             driver.setup()
-            admin = driver.token(ADMIN)
             worker = threading.Thread(target=driver.run, name="chaos-driver", daemon=True)
             worker.start()
             phase("setup")
@@ -990,9 +996,9 @@ def run_campaign(
                 campaign.failures.append("the driver did not stop")
             if not campaign.failures:
                 phase("kills")
-                drain(cluster, driver, admin)
+                drain(cluster, driver)
                 phase("drain")
-                campaign.failures.extend(check(cluster, driver, admin))
+                campaign.failures.extend(check(cluster, driver))
                 campaign.notes.append(
                     "POSTs without an idempotency key, asked again after a lost answer: "
                     f"{cluster.count('forms', 'submissions')} form submissions stored for "
