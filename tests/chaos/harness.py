@@ -826,14 +826,21 @@ def drain(cluster: Cluster, driver: Driver) -> None:
     """Everything the workload started has reached its end (conditions, never a sleep)."""
     led = driver.ledger
 
-    def all_caught_up() -> bool:
-        return all(
-            cluster.caught_up(p, cluster.heads(p), cluster.outbox_mark(p))
-            and not any(cluster.jobs(p)[s] for s in ("pending", "running"))
-            for p in cluster.processes.values()
-        )
+    behind: list[str] = []
 
-    poll(all_caught_up, "every service to drain its log, outbox and jobs", DRAIN_LIMIT)
+    def all_caught_up() -> bool:
+        behind[:] = [
+            p.name
+            for p in cluster.processes.values()
+            if not cluster.caught_up(p, cluster.heads(p), cluster.outbox_mark(p))
+            or any(cluster.jobs(p)[s] for s in ("pending", "running"))
+        ]
+        return not behind
+
+    def still(what: str) -> Callable[[], str]:
+        return lambda: f"{what} (still behind: {behind})"
+
+    poll(all_caught_up, still("every service to drain its log, outbox and jobs"), DRAIN_LIMIT)
 
     states: Counter[str] = Counter()
 
@@ -854,7 +861,7 @@ def drain(cluster: Cluster, driver: Driver) -> None:
         "every MSSanté message at the peer",
         DRAIN_LIMIT,
     )
-    poll(all_caught_up, "every service to drain again", DRAIN_LIMIT)
+    poll(all_caught_up, still("every service to drain again"), DRAIN_LIMIT)
 
 
 def check(cluster: Cluster, driver: Driver) -> list[str]:
