@@ -489,6 +489,7 @@ class Ledger:
     signed: dict[str, str] = field(default_factory=dict)  # document id -> patient id
     sends: list[str] = field(default_factory=list)  # document ids sent to the correspondent
     retries: int = 0
+    longest_wait: tuple[float, str] = (0.0, "")  # the longest a request waited for its answer
     server_errors: list[str] = field(default_factory=list)
 
 
@@ -519,7 +520,9 @@ class Driver:
         login: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        deadline = time.monotonic() + CATCH_UP_LIMIT
+        # Longer than a recovery: the services a request needs may be killed one after another.
+        first = time.monotonic()
+        deadline = first + DRAIN_LIMIT
         attempt = 0
         extra = dict(kwargs.pop("headers", None) or {})
         while True:
@@ -534,6 +537,9 @@ class Driver:
                 response.extensions["request_id"] = request_id
                 response.extensions["attempt"] = attempt
                 if response.status_code in ok or response.status_code in accept:
+                    waited = time.monotonic() - first
+                    if waited > self.ledger.longest_wait[0]:
+                        self.ledger.longest_wait = (waited, f"{method} {path.split('/')[2]}")
                     return response
                 if response.status_code == 401 and login:
                     self.login()
@@ -544,7 +550,7 @@ class Driver:
                 elif response.status_code not in TRANSIENT:
                     raise DriverError(f"{method} {path} -> {response.status_code}: {response.text}")
             if time.monotonic() > deadline:
-                raise DriverError(f"{method} {path}: no answer in {CATCH_UP_LIMIT:.0f}s")
+                raise DriverError(f"{method} {path}: no answer in {DRAIN_LIMIT:.0f}s")
             self.ledger.retries += 1
             time.sleep(0.2)  # a client's pause before asking again, not a synchronisation
 
@@ -750,7 +756,8 @@ class Campaign:
             lines.append(
                 f"  workload: {len(led.created)} patients created, {len(led.reads)} reads, "
                 f"{led.forms} forms, {len(led.signed)} documents signed, {len(led.sends)} "
-                f"MSSanté sends, {led.retries} requests asked again"
+                f"MSSanté sends, {led.retries} requests asked again, longest wait for an "
+                f"answer {led.longest_wait[0]:.1f} s ({led.longest_wait[1]})"
             )
         if self.phases:
             lines.append("  phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.phases.items()))
