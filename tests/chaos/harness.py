@@ -150,6 +150,8 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
     group: str | None = None  # its consumer group on the embedded log
     store: Path | None = None  # its SQLite store
+    # The gateway's /health/ready asks every service's: its own state is /health/live.
+    ready_path: str = "/health/ready"
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -173,7 +175,7 @@ class Process:
         if not self.alive():
             return False
         try:
-            return httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200
+            return httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -308,6 +310,7 @@ class Cluster:
             ports[gateway.name],
             self.logs / f"{gateway.name}.log",
             group="gateway-stream",
+            ready_path="/health/live",
         )
 
     def _specific(
@@ -491,20 +494,29 @@ class Ledger:
     retries: int = 0
     longest_wait: tuple[float, str] = (0.0, "")  # the longest a request waited for its answer
     server_errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class Driver:
     """A professional's day through the gateway; a request that meets a dead service is asked
     again (same body; the platform, not the driver, must keep things exactly-once)."""
 
-    def __init__(self, gateway: str, rng: random.Random) -> None:
+    def __init__(
+        self,
+        gateway: str,
+        rng: random.Random,
+        *,
+        ledger: Ledger | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.base = gateway
         self.rng = rng
         self.client = httpx.Client(base_url=gateway, timeout=30)
-        self.ledger = Ledger()
+        self.ledger = ledger or Ledger()
         self.headers: dict[str, str] = {}
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self.error: BaseException | None = None
+        self.template = ""
 
     def close(self) -> None:
         self.client.close()
@@ -538,8 +550,9 @@ class Driver:
                 response.extensions["attempt"] = attempt
                 if response.status_code in ok or response.status_code in accept:
                     waited = time.monotonic() - first
-                    if waited > self.ledger.longest_wait[0]:
-                        self.ledger.longest_wait = (waited, f"{method} {path.split('/')[2]}")
+                    with self.ledger.lock:
+                        if waited > self.ledger.longest_wait[0]:
+                            self.ledger.longest_wait = (waited, f"{method} {path.split('/')[2]}")
                     return response
                 if response.status_code == 401 and login:
                     self.login()
@@ -551,7 +564,8 @@ class Driver:
                     raise DriverError(f"{method} {path} -> {response.status_code}: {response.text}")
             if time.monotonic() > deadline:
                 raise DriverError(f"{method} {path}: no answer in {DRAIN_LIMIT:.0f}s")
-            self.ledger.retries += 1
+            with self.ledger.lock:
+                self.ledger.retries += 1
             time.sleep(0.2)  # a client's pause before asking again, not a synchronisation
 
     def login(self) -> None:
@@ -675,34 +689,45 @@ class Driver:
         self.ledger.signed[document_id] = patient_id
         self.ledger.sends.append(document_id)
 
-    def run(self) -> None:
-        """Rounds until told to stop: a patient by hand, reads, a form, now and then a card
-        read and a signed document."""
+    def fork(self, seed: float) -> Driver:
+        """A second professional's session on its own connection, the same ledger."""
+        other = Driver(self.base, random.Random(seed), ledger=self.ledger, stop=self.stop)
+        other.headers = dict(self.headers)
+        other.template = self.template
+        return other
+
+    def run(self, rounds: Callable[[], None]) -> None:
+        """`rounds()` until told to stop; the first error stops every worker."""
         try:
-            qualified = list(self.ledger.qualified)
-            letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-            n = 0
             while not self.stop.is_set():
-                n += 1
-                born = date(1920, 1, 1) + timedelta(days=self.rng.randrange(15000))
-                patient_id = self.create(
-                    {
-                        "birth_name": "CHAOS" + "".join(self.rng.choices(letters, k=8)),
-                        "birth_given_names": "Jeanne",
-                        "sex": self.rng.choice("MF"),
-                        "birth_date": born.isoformat(),
-                    }
-                )
-                self.read(patient_id)
-                self.read(self.rng.choice(qualified))
-                self.form(patient_id)
-                if n % 2 == 0:
-                    self.document(self.rng.choice(qualified))
-                if n % 5 == 0:
-                    self.from_card_read(DURAND_CARD, 0, None)
+                rounds()
+                # A professional's pace, not a synchronisation (returns at once when stopped).
+                self.stop.wait(self.rng.uniform(0.1, 0.6))
         except BaseException as error:
             self.error = error
             self.stop.set()
+
+    def records(self) -> None:
+        """A patient by hand, read, and a qualified one read; a form; now and then a card."""
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        born = date(1920, 1, 1) + timedelta(days=self.rng.randrange(15000))
+        patient_id = self.create(
+            {
+                "birth_name": "CHAOS" + "".join(self.rng.choices(letters, k=8)),
+                "birth_given_names": "Jeanne",
+                "sex": self.rng.choice("MF"),
+                "birth_date": born.isoformat(),
+            }
+        )
+        self.read(patient_id)
+        self.read(self.rng.choice(list(self.ledger.qualified)))
+        self.form(patient_id)
+        if self.rng.random() < 0.2:
+            self.from_card_read(DURAND_CARD, 0, None)
+
+    def documents(self) -> None:
+        """A signed document for a qualified patient (DMP and MSSanté)."""
+        self.document(self.rng.choice(list(self.ledger.qualified)))
 
 
 # -- the campaign ----------------------------------------------------------------------------
@@ -776,7 +801,7 @@ def kill_loop(
 ) -> None:
     """SIGKILL a random process at a random moment and restart it; a watcher thread measures
     its way back (ready, then caught up) while the next kills go on. A process still on its
-    way back is not chosen, so several may be down at once but each recovery is measured."""
+    way back is not chosen (several may be down at once; each recovery is measured alone)."""
     names = sorted(cluster.processes)
     recovering: set[str] = set()
     lock = threading.Lock()
@@ -808,8 +833,9 @@ def kill_loop(
         if driver.stop.is_set() or campaign.failures:
             break
         time.sleep(rng.uniform(0.3, 3.0))  # the random moment (not a synchronisation)
-        name = rng.choice(names)
-        poll(lambda: name not in recovering, f"{name} to recover", 2 * CATCH_UP_LIMIT)  # noqa: B023
+        poll(lambda: len(recovering) < len(names), "a process to recover", 2 * CATCH_UP_LIMIT)
+        with lock:
+            name = rng.choice([n for n in names if n not in recovering])
         process = cluster.processes[name]
         with lock:
             recovering.add(name)
@@ -989,10 +1015,17 @@ def run_campaign(
         cluster.start()
         phase("start")
         driver = Driver(cluster.gateway, random.Random(rng.random()))
+        second: Driver | None = None
         try:
             driver.setup()
-            worker = threading.Thread(target=driver.run, name="chaos-driver", daemon=True)
-            worker.start()
+            # Two professionals: documents (the slow, CPU-heavy part) do not hold up records.
+            second = driver.fork(rng.random())
+            workers = [
+                threading.Thread(target=driver.run, args=(driver.records,), daemon=True),
+                threading.Thread(target=second.run, args=(second.documents,), daemon=True),
+            ]
+            for worker in workers:
+                worker.start()
             phase("setup")
             kill_loop(cluster, campaign, kills, rng, driver, progress or (lambda _: None))
             # A short campaign still checks a few documents end to end.
@@ -1002,11 +1035,13 @@ def run_campaign(
                 DRAIN_LIMIT,
             )
             driver.stop.set()
-            worker.join(CATCH_UP_LIMIT * 2)
+            for worker in workers:
+                worker.join(DRAIN_LIMIT * 2)
             campaign.ledger = driver.ledger
-            if driver.error is not None:
-                campaign.failures.append(f"the driver stopped: {driver.error!r}")
-            if worker.is_alive():
+            for worker_driver in (driver, second):
+                if worker_driver.error is not None:
+                    campaign.failures.append(f"the driver stopped: {worker_driver.error!r}")
+            if any(worker.is_alive() for worker in workers):
                 campaign.failures.append("the driver did not stop")
             if not campaign.failures:
                 phase("kills")
@@ -1022,6 +1057,8 @@ def run_campaign(
                 phase("checks")
         finally:
             driver.close()
+            if second is not None:
+                second.close()
     except AssertionError as error:
         campaign.failures.append(str(error))
     finally:
