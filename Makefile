@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 CLIENT := clients/typescript
 
-.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded audit clean debian-packages client fuzz backup restore
+.PHONY: install dev run test lint typecheck unit contracts bench bench-tools test-loaded audit clean debian-packages client fuzz backup restore chaos
 
 $(VENV)/.installed: constraints.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,13 @@ audit: dev
 # A longer schemathesis campaign (fuzzing and stateful phases too) as every demo role.
 fuzz: dev
 	$(PY) tools/api_conformance.py --max-time $(or $(FUZZ_SECONDS),120)
+
+# The crash campaign (tests/chaos): each service its own process, a workload through the gateway,
+# CHAOS_KILLS random SIGKILLs with restarts, then the exactly-once checks (CHAOS_SEED replays a
+# run). `make test` runs the short campaign (10 kills).
+CHAOS_KILLS ?= 100
+chaos: dev
+	CHAOS_KILLS=$(CHAOS_KILLS) $(VENV)/bin/pytest -q -p no:cacheprovider tests/chaos
 
 # The platform's table first (platform against bare baselines, one run), then the others.
 bench: dev bench-tools
