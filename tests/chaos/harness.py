@@ -150,7 +150,6 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
     group: str | None = None  # its consumer group on the embedded log
     store: Path | None = None  # its SQLite store
-    # The gateway's /health/ready asks every service's: its own state is /health/live.
     ready_path: str = "/health/ready"
 
     def start(self) -> None:
@@ -310,7 +309,6 @@ class Cluster:
             ports[gateway.name],
             self.logs / f"{gateway.name}.log",
             group="gateway-stream",
-            ready_path="/health/live",
         )
 
     def _specific(

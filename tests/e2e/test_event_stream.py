@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,39 @@ async def test_the_distributed_gateway_passes_a_stream_on_as_it_comes() -> None:
             assert (await next_event(events)).data == "first"  # a buffering proxy hangs here
             release.set()
             assert (await next_event(events)).data == "second"
+    finally:
+        for server, task, _ in (gateway, upstream):
+            server.should_exit = True
+            await task
+
+
+async def test_a_service_down_leaves_the_distributed_gateway_ready_and_says_so_apart() -> None:
+    """One service down must not take every gateway replica out of its Kubernetes Service:
+    the gateway's readiness is its own; /health/services is the aggregate."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from bsante.gateway.app import build_proxy
+
+    async def ready(_: Any) -> JSONResponse:
+        return JSONResponse({"status": "ready"})
+
+    upstream = await _serve(Starlette(routes=[Route("/health/ready", ready)]))
+    with socket.socket() as unused:  # a port nothing listens on: the service that is down
+        unused.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    settings = GatewaySettings(services={"up": upstream[2], "down": down}, stream_enabled=False)
+    gateway = await _serve(build_proxy(settings))
+    try:
+        async with httpx.AsyncClient(base_url=gateway[2], timeout=30) as client:
+            own = await client.get("/health/ready")
+            assert own.status_code == 200 and own.json()["checks"] == {"gateway": True}
+            services = await client.get("/health/services")
+            assert services.status_code == 503
+            assert services.headers["content-type"].startswith("application/problem+json")
+            assert [e["field"] for e in services.json()["errors"]] == ["down"]
+            assert (await client.get("/api/down/anything")).status_code in (502, 503)
     finally:
         for server, task, _ in (gateway, upstream):
             server.should_exit = True

@@ -61,6 +61,7 @@ def _base_app(
     openapi_source: Callable[[], Awaitable[dict[str, dict[str, Any]]]],
     readiness: Callable[[], Awaitable[dict[str, bool]]],
     cls: type[FastAPI] = FastAPI,
+    services_readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None,
 ) -> FastAPI:
     app = cls(
         title=TITLE,
@@ -82,9 +83,7 @@ def _base_app(
     async def live() -> dict[str, str]:
         return {"status": "live", "service": "gateway"}
 
-    @app.get("/health/ready", tags=["health"])
-    async def ready() -> Response:
-        checks = await readiness()
+    async def answer(checks: dict[str, bool]) -> Response:
         if all(checks.values()):
             return JSONResponse({"status": "ready", "service": "gateway", "checks": checks})
         failing = sorted(name for name, ok in checks.items() if not ok)
@@ -94,6 +93,18 @@ def _base_app(
             kind="not-ready",
             errors=[{"field": name, "message": "not ready"} for name in failing],
         )
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> Response:
+        return await answer(await readiness())
+
+    if services_readiness is not None:
+        aggregate = services_readiness
+
+        @app.get("/health/services", tags=["health"])
+        async def services_ready() -> Response:
+            """Every service behind the gateway, as seen from it (503 naming those not ready)."""
+            return await answer(await aggregate())
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:
@@ -263,14 +274,20 @@ def build_proxy(settings: GatewaySettings) -> FastAPI:
         )
         return {n: doc for n, doc in zip(names, found, strict=True) if doc is not None}
 
-    async def readiness() -> dict[str, bool]:
+    async def services_readiness() -> dict[str, bool]:
         names = list(settings.services)
         found = await asyncio.gather(
             *(fetch_json(settings.services[n].rstrip("/") + "/health/ready") for n in names)
         )
         return {n: doc is not None for n, doc in zip(names, found, strict=True)}
 
-    app = _base_app(settings, lifespan, documents, readiness)
+    async def readiness() -> dict[str, bool]:
+        # The gateway's own: a service that is down answers 503 on its own routes, and must not
+        # take every gateway replica out of its Kubernetes Service (the aggregate is
+        # /health/services).
+        return {"gateway": not client.is_closed}
+
+    app = _base_app(settings, lifespan, documents, readiness, services_readiness=services_readiness)
     if feed is not None:
         verifier = TokenVerifier(
             http_jwks_source(settings.jwks_url),
