@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from bsante.chassis.api import etag, required_if_match
-from bsante.chassis.openapi import problems
+from bsante.chassis.openapi import creates, problems
 from bsante.documents.cps import CardAccess
 from bsante.documents.domain import Status
 from bsante.documents.handlers import drafts, formats, lifecycle
@@ -43,6 +43,7 @@ def _sent(response: Response, saved: drafts.Saved, *, created: bool = False) -> 
     status_code=201,
     response_model=DocumentOut,
     responses=problems(503),
+    openapi_extra=creates("document_id"),
 )
 async def create_document(
     patient_id: uuid.UUID,
@@ -213,7 +214,12 @@ def _card(signer: CardSignerIn) -> CardAccess | None:
     )
 
 
-@router.post("/documents/{document_id}/versions", status_code=201, response_model=DocumentOut)
+@router.post(
+    "/documents/{document_id}/versions",
+    status_code=201,
+    response_model=DocumentOut,
+    openapi_extra=creates("document_id"),
+)
 async def new_document_version(
     document_id: uuid.UUID, principal: Drafter, ports: PortsDep, response: Response
 ) -> DocumentOut:
