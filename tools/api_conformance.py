@@ -118,7 +118,7 @@ def login(base: str, role: str, attempts: int = 5) -> tuple[str, str]:
 
 
 def seed(base: str) -> dict[str, str]:
-    """Records the path parameters name: a patient, a post-it, a correspondent, a draft."""
+    """Records the parameters name: a patient, a post-it, a correspondent, a draft, a template."""
     token, structure = login(base, "medecin")
     headers = {"Authorization": f"Bearer {token}", "X-Structure-Id": structure}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
@@ -147,7 +147,12 @@ def seed(base: str) -> dict[str, str]:
             f"/api/forms/patients/{patient_id}/submissions", json={"form_id": "aggir"}
         )
         me = client.get("/api/identity/me")
+        templates = client.get("/api/documents/templates")
     values = {"path.patient_id": patient_id, "path.user_id": me.json()["user_id"]}
+    # A draft needs a template and a form that exist (a random one is a 404 before any work).
+    values["path.form_id"] = values["body.form_id"] = "aggir"
+    if templates.status_code == 200 and templates.json():
+        values["body.template_id"] = templates.json()[0]["id"]
     values["path.identifier"] = "810001000016"
     for name, response in (
         ("path.postit_id", postit),
