@@ -124,8 +124,11 @@ async def edit_document(
     return _sent(response, saved)
 
 
+# A read of what the document's state does not have yet (the PDF of a draft, the CDA before
+# signing, the editor body of a received file) is 409, like the writes.
 HTML_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "HTML"}
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "HTML"},
+    **problems(409),
 }
 
 
@@ -233,7 +236,8 @@ def _binary(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
         200: {
             "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
             "description": what,
-        }
+        },
+        **problems(409),
     }
 
 
@@ -291,7 +295,11 @@ async def document_html(document_id: uuid.UUID, principal: Reader, ports: PortsD
     return _download(await formats.rendered(ports, caller(principal), document_id, "html"))
 
 
-@router.get("/documents/{document_id}/verification", response_model=VerificationOut)
+@router.get(
+    "/documents/{document_id}/verification",
+    response_model=VerificationOut,
+    responses=problems(409),
+)
 async def verify_document(
     document_id: uuid.UUID, principal: Reader, ports: PortsDep
 ) -> VerificationOut:
