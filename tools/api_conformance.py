@@ -1,7 +1,9 @@
 """Schemathesis against the embedded platform's merged OpenAPI document.
 
 `make test` runs the examples and coverage phases as the demo médecin (tests/api);
-`make fuzz` runs this script for a longer fuzzing and stateful campaign as every demo role.
+`make fuzz` runs this script as every demo role: the stateless phases for half of each role's
+time, then the stateful phase (chains through the document's OpenAPI links) as its own run for
+the other half, and a summary line per role.
 The platform is started the way users start it (a real uvicorn on a free port, fresh data);
 a few records are created first so that path parameters name things that exist.
 """
