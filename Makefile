@@ -89,7 +89,7 @@ test: dev lint typecheck client audit
 audit: dev
 	$(PY) tools/audit_dependencies.py $(if $(AUDIT_STRICT),--strict)
 
-# A longer schemathesis campaign (fuzzing and stateful phases too) as every demo role.
+# schemathesis as every demo role: stateless phases, then stateful (OpenAPI links), FUZZ_SECONDS per role.
 fuzz: dev
 	$(PY) tools/api_conformance.py --max-time $(or $(FUZZ_SECONDS),120)
 

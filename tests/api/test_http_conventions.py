@@ -159,6 +159,94 @@ async def test_headers_media_types_and_preconditions_are_declared(platform: Plat
     assert "503" in ready
 
 
+def _target(document: dict[str, Any], link: dict[str, Any]) -> tuple[str, str]:
+    """The (path, method) a link's operationRef points at in the document."""
+    ref = link["operationRef"]
+    assert ref.startswith("#/paths/"), ref
+    pointer, method = ref[len("#/paths/") :].rsplit("/", 1)
+    path = pointer.replace("~1", "/").replace("~0", "~")
+    assert method in document["paths"][path], ref
+    return path, method
+
+
+def _follow(
+    document: dict[str, Any], link: dict[str, Any], response: httpx.Response
+) -> tuple[str, str | None]:
+    """The URL and If-Match a link names after `response`: a small evaluator of the runtime
+    expressions the links from a creation use ($response.body#/pointer, $response.header.X)."""
+    path, _ = _target(document, link)
+    if_match = None
+    for key, expression in link["parameters"].items():
+        where, name = key.split(".", 1)
+        if expression.startswith("$response.body#/"):
+            value: Any = response.json()
+            for part in expression.removeprefix("$response.body#/").split("/"):
+                value = value[part]
+        elif expression.startswith("$response.header."):
+            value = response.headers[expression.removeprefix("$response.header.")]
+        else:
+            pytest.fail(f"unexpected expression {expression}")
+        if where == "path":
+            path = path.replace(f"{{{name}}}", str(value))
+        elif name.lower() == "if-match":
+            if_match = str(value)
+    return path, if_match
+
+
+async def test_links_chain_a_created_resource_to_the_operations_taking_its_id(
+    platform: Platform,
+) -> None:
+    document = await _document(platform)
+    created = document["paths"]["/api/patient/patients"]["post"]["responses"]["201"]["links"]
+    targets = {_target(document, link): link for link in created.values()}
+    # Within the service, with the version for the conditional writes...
+    assert ("/api/patient/patients/{patient_id}", "get") in targets
+    traits = targets[("/api/patient/patients/{patient_id}/traits", "put")]
+    assert traits["parameters"]["header.If-Match"] == "$response.header.ETag"
+    # ... and across services: the patient's forms, documents, DMP state, audit.
+    for path, method in (
+        ("/api/forms/patients/{patient_id}/submissions", "post"),
+        ("/api/documents/patients/{patient_id}/documents", "post"),
+        ("/api/dmp-connector/patients/{patient_id}/dmp", "get"),
+        ("/api/identity/audit/patients/{patient_id}", "get"),
+    ):
+        assert "header.If-Match" not in targets[(path, method)]["parameters"], path
+    # Every link of the document names an operation that exists and takes what it passes;
+    # service-to-service routes (a service token) are never a user's next step.
+    for source, _method, op in _operations(document):
+        for response in op["responses"].values():
+            for link in (response.get("links") or {}).values():
+                path, _ = _target(document, link)
+                assert "/internal/" not in path, (source, path)
+                for key in link["parameters"]:
+                    if key.startswith("path."):
+                        assert "{" + key.removeprefix("path.") + "}" in path, (source, path)
+
+    # Followed as a client would, the links reach the record created a moment before.
+    headers = await _medecin(platform)
+    response = await platform.client.post(
+        "/api/patient/patients",
+        params={"confirm_not_duplicate": "true"},
+        json=PATIENT,
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    url, _ = _follow(document, targets[("/api/patient/patients/{patient_id}", "get")], response)
+    assert (await platform.client.get(url, headers=headers)).json()["id"] == response.json()["id"]
+    url, if_match = _follow(document, traits, response)
+    corrected = await platform.client.put(
+        url,
+        params={"confirm_not_duplicate": "true"},
+        json={**PATIENT, "birth_given_names": "Marie Anne"},
+        headers={**headers, "If-Match": str(if_match)},
+    )
+    assert corrected.status_code == 200, corrected.text
+    forms = targets[("/api/forms/patients/{patient_id}/submissions", "post")]
+    url, _ = _follow(document, forms, response)
+    draft = await platform.client.post(url, json={"form_id": "aggir"}, headers=headers)
+    assert draft.status_code == 201, draft.text
+
+
 async def test_every_integer_parameter_is_bounded_and_2_63_is_refused(platform: Platform) -> None:
     """SQLite integers stop at 2**63: every number a client sends is bounded before the store."""
     headers = await _medecin(platform)

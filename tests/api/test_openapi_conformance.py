@@ -38,3 +38,6 @@ def test_schemathesis_finds_no_undocumented_status_content_type_or_schema() -> N
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-15_000:]
     assert "Tested:" in report  # schemathesis ran, and tested operations
+    summary = next(line for line in report.splitlines() if line.startswith("medecin "))
+    assert "phases: examples,coverage" in summary, summary
+    assert "server errors: 0 | conformance failures: 0" in summary, summary

@@ -370,6 +370,10 @@ async def test_deadline_input_out_of_reason_is_422(sla: Platform) -> None:
     body = {"indicator": "take_in", "start": "2026-12-01T10:00:00"}
     r = await sla.client.post(f"{SLA}/sla/deadline", json=body, headers=ops(sla))
     assert r.status_code == 422
+    # Availability is a rate, measured by no clock: no deadline (found by `make fuzz`).
+    body = {"indicator": "availability", "start": "2026-12-01T10:00:00+00:00"}
+    r = await sla.client.post(f"{SLA}/sla/deadline", json=body, headers=ops(sla))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "indicator", r.text
 
 
 def envelope_of(payload: Any, structure: str, subject: str) -> Message:

@@ -15,10 +15,16 @@ remembering to:
 A route declares what cannot be derived with `responses=problems(409, 429, ...)`. Every
 error status is `application/problem+json` with the `Problem` schema; 422 included, with
 `errors[].field`.
+
+A route whose response carries the id other routes take as a path parameter says so with
+`openapi_extra=creates("patient_id")`: its success responses get OpenAPI links to every
+operation of the service taking `{patient_id}` (the gateway extends them to the other
+services), so a client, and schemathesis's stateful phase, can chain create → read → edit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +43,8 @@ SECURITY_SCHEME = "bearer"
 UNSAFE = {"post", "put", "patch", "delete"}
 BODY_STATUSES = (400, 413, 415, 422)
 MAX_SAFE_INTEGER = 2**53 - 1
+CREATES = "x-bsante-creates"
+PATH_PARAMETER = re.compile(r"{([^}]+)}")
 
 PROBLEM_SCHEMAS: dict[str, Any] = {
     FIELD_ERROR: {
@@ -102,6 +110,96 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
         if isinstance(context.original_route, APIRoute):
             found.append(context)  # type: ignore[arg-type]  # proxies the effective APIRoute
     return found
+
+
+def creates(parameter: str, pointer: str = "/id") -> dict[str, Any]:
+    """`openapi_extra=` for a route whose response body, at JSON `pointer`, is the id other
+    routes take as their `{parameter}` path parameter (links, see the module docstring)."""
+    return {CREATES: {"parameter": parameter, "pointer": pointer}}
+
+
+def operation_ref(path: str, method: str) -> str:
+    """A link's `operationRef` to an operation of the same document (JSON pointer)."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def path_parameters(path: str) -> list[str]:
+    return PATH_PARAMETER.findall(path)
+
+
+def link_to(
+    source_path: str,
+    target_path: str,
+    parameter: str,
+    expression: str,
+    *,
+    if_match: bool = False,
+) -> dict[str, Any] | None:
+    """The link's parameters to `target_path`: `parameter` from `expression`, the target's other
+    path parameters from the source request's own; None when the source cannot name them all.
+    `if_match`: the target changes the linked resource and the source response's ETag is its
+    version (sent back in If-Match)."""
+    known = set(path_parameters(source_path))
+    parameters = {f"path.{parameter}": expression}
+    for name in path_parameters(target_path):
+        if name == parameter:
+            continue
+        if name not in known:
+            return None
+        parameters[f"path.{name}"] = f"$request.path.{name}"
+    if if_match:
+        parameters["header.If-Match"] = "$response.header.ETag"
+    return {"parameters": parameters}
+
+
+def takes_if_match(operation: dict[str, Any]) -> bool:
+    return any(
+        p.get("in") == "header" and str(p.get("name", "")).lower() == "if-match"
+        for p in operation.get("parameters", [])
+    )
+
+
+def _add_links(document: dict[str, Any]) -> None:
+    """Turn each `creates(...)` declaration into OpenAPI links (module docstring)."""
+    paths: dict[str, Any] = document.get("paths", {})
+    for path, item in paths.items():
+        for method, op in item.items():
+            declared = op.pop(CREATES, None) if isinstance(op, dict) else None
+            if not declared:
+                continue
+            parameter, pointer = declared["parameter"], declared["pointer"]
+            for _, response in _success(op):
+                if not response.get("content"):
+                    continue
+                etagged = "ETag" in response.get("headers", {})
+                links = response.setdefault("links", {})
+                for target_path, target_item in paths.items():
+                    # Service-to-service routes take a service token, never the user's.
+                    if target_path.startswith("/internal/"):
+                        continue
+                    if parameter not in path_parameters(target_path):
+                        continue
+                    for target_method, target in target_item.items():
+                        if (target_path, target_method) == (path, method):
+                            continue
+                        link = link_to(
+                            path,
+                            target_path,
+                            parameter,
+                            f"$response.body#{pointer}",
+                            # The version of the resource the target's last parameter names.
+                            if_match=etagged
+                            and takes_if_match(target)
+                            and path_parameters(target_path)[-1] == parameter,
+                        )
+                        if link is not None:
+                            name = target.get("operationId") or f"{target_method}{target_path}"
+                            links[re.sub(r"[^A-Za-z0-9._-]", "_", name)] = {
+                                "operationRef": operation_ref(target_path, target_method),
+                                **link,
+                            }
+                if not links:
+                    del response["links"]
 
 
 def etag_response(status: int = 200) -> dict[int | str, dict[str, Any]]:
@@ -282,6 +380,7 @@ def build_document(app: FastAPI, base: Callable[[], dict[str, Any]]) -> dict[str
             route = routes.get((path, method))
             if route is not None and isinstance(op, dict):
                 _process(document, route, method, op)
+    _add_links(document)
     _drop_unused(document)
     return document
 

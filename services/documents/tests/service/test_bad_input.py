@@ -187,6 +187,27 @@ async def test_malformed_json_is_a_400(documents: Documents) -> None:
     assert response.headers["content-type"] == "application/problem+json"
 
 
+async def test_reading_what_a_draft_does_not_have_yet_is_a_declared_409(
+    documents: Documents,
+) -> None:
+    """Found by `make fuzz`'s stateful phase: a draft's PDF, CDA, signature and verification
+    answered a 409 the OpenAPI document did not declare."""
+    headers = documents.headers()
+    created = await documents.draft(headers, documents.sources.add_patient())
+    document_id = created.json()["id"]
+    paths = documents.service.app.openapi()["paths"]
+    for export in ("pdf", "cda", "cda-signature", "verification"):
+        response = await documents.client.get(
+            f"/api/documents/documents/{document_id}/{export}", headers=headers
+        )
+        assert response.status_code == 409, (export, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "409" in paths[f"/documents/{{document_id}}/{export}"]["get"]["responses"], export
+    # A received file has no editor body: the same refusal for its renderings, declared too.
+    for rendering in ("preview", "html", "docx"):
+        assert "409" in paths[f"/documents/{{document_id}}/{rendering}"]["get"]["responses"]
+
+
 async def test_sign_before_final_and_abandon_after_final_are_conflicts(
     documents: Documents,
 ) -> None:

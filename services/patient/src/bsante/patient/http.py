@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from bsante.chassis.api import ServiceDep, etag, if_match_version, required_if_match
 from bsante.chassis.auth import Principal, allowed
-from bsante.chassis.openapi import etag_response, problems
+from bsante.chassis.openapi import creates, etag_response, problems
 from bsante.chassis.service import service_settings
 from bsante.contracts.permissions import Action
 from bsante.patient.domain import Contact, PatientRecord
@@ -96,7 +96,8 @@ NEW_PATIENT_EXAMPLE = {
     status_code=201,
     response_model=PatientOut,
     openapi_extra={
-        "requestBody": {"content": {"application/json": {"example": NEW_PATIENT_EXAMPLE}}}
+        "requestBody": {"content": {"application/json": {"example": NEW_PATIENT_EXAMPLE}}},
+        **creates("patient_id"),
     },
 )
 async def create_patient(
@@ -159,7 +160,12 @@ async def search_patients(
 # -- carte Vitale ---------------------------------------------------------------------------
 
 
-@router.post("/from-vitale", response_model=VitaleOutcome, responses=CREATED_OR_FOUND)
+@router.post(
+    "/from-vitale",
+    response_model=VitaleOutcome,
+    responses=CREATED_OR_FOUND,
+    openapi_extra=creates("patient_id", "/patient/id"),
+)
 async def create_from_vitale(
     body: VitaleCreateIn, principal: Editor, ports: PortsDep, insi: InsiDep, response: Response
 ) -> VitaleOutcome:
@@ -201,7 +207,10 @@ async def read_card(read_id: uuid.UUID, principal: Editor, ports: PortsDep) -> d
 
 
 @router.post(
-    "/card-reads/{read_id}/select", response_model=VitaleOutcome, responses=CREATED_OR_FOUND
+    "/card-reads/{read_id}/select",
+    response_model=VitaleOutcome,
+    responses=CREATED_OR_FOUND,
+    openapi_extra=creates("patient_id", "/patient/id"),
 )
 async def select_beneficiary(
     read_id: uuid.UUID,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from bsante.chassis.auth import Principal, allowed
+from bsante.chassis.openapi import creates
 from bsante.contracts.permissions import Action
 from bsante.patient.annotations import Correspondent, PostIt
 from bsante.patient.handlers import annotations as attached
@@ -46,7 +47,12 @@ class TimelinePage(BaseModel):
 # -- post-its -------------------------------------------------------------------------------
 
 
-@router.post("/{patient_id}/postits", status_code=201, response_model=PostIt)
+@router.post(
+    "/{patient_id}/postits",
+    status_code=201,
+    response_model=PostIt,
+    openapi_extra=creates("postit_id"),
+)
 async def add_postit(
     patient_id: uuid.UUID, body: PostItIn, principal: NoteWriter, ports: PortsDep
 ) -> PostIt:
@@ -73,7 +79,12 @@ async def delete_postit(
 # -- correspondents -------------------------------------------------------------------------
 
 
-@router.post("/{patient_id}/correspondents", status_code=201, response_model=Correspondent)
+@router.post(
+    "/{patient_id}/correspondents",
+    status_code=201,
+    response_model=Correspondent,
+    openapi_extra=creates("correspondent_id"),
+)
 async def add_correspondent(
     patient_id: uuid.UUID, body: CorrespondentIn, principal: Editor, ports: PortsDep
 ) -> Correspondent:

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from bsante.chassis.auth import Principal, allowed
 from bsante.chassis.errors import RuleViolation
-from bsante.chassis.openapi import problems
+from bsante.chassis.openapi import creates, problems
 from bsante.chassis.service import Service, service_settings
 from bsante.chassis.store import Query as StoreQuery
 from bsante.contracts.permissions import Action, is_allowed
@@ -155,7 +155,9 @@ class PriorityIn(StepIn):
 tickets_router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 
-@tickets_router.post("", response_model=TicketOut, status_code=201)
+@tickets_router.post(
+    "", response_model=TicketOut, status_code=201, openapi_extra=creates("ticket_id")
+)
 async def open_ticket(
     request: Request, body: TicketIn, principal: TicketUser, settings: Settings
 ) -> TicketOut:
@@ -391,6 +393,13 @@ def _reasonable(at: datetime, field: str) -> None:
 async def compute_deadline(body: DeadlineIn, _: Viewer) -> DeadlineOut:
     """The deadline of any indicator for a clock started at `start` with these pauses: the
     contract's arithmetic, checkable from outside (nothing is stored)."""
+    spec = BY_ID.get(body.indicator)
+    if spec is None:
+        # Availability is a monthly rate (GET /sla/availability), not a clock with a deadline.
+        raise RuleViolation(
+            f"{body.indicator.value} has no deadline",
+            errors=[{"field": "indicator", "message": "not an indicator measured by a clock"}],
+        )
     _reasonable(body.start, "start")
     for n, p in enumerate(body.pauses):
         _reasonable(p.start, f"pauses.{n}.start")
@@ -400,7 +409,6 @@ async def compute_deadline(body: DeadlineIn, _: Viewer) -> DeadlineOut:
                 "A pause ends after it starts",
                 errors=[{"field": f"pauses.{n}.end", "message": "before start"}],
             )
-    spec = BY_ID[body.indicator]
     cals = calendars(body.alsace_moselle)
     deadline = deadline_of(
         body.indicator, body.start, cals, [(p.start, p.end) for p in body.pauses]

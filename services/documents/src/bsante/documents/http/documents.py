@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from bsante.chassis.api import etag, required_if_match
-from bsante.chassis.openapi import problems
+from bsante.chassis.openapi import creates, problems
 from bsante.documents.cps import CardAccess
 from bsante.documents.domain import Status
 from bsante.documents.handlers import drafts, formats, lifecycle
@@ -43,6 +43,7 @@ def _sent(response: Response, saved: drafts.Saved, *, created: bool = False) -> 
     status_code=201,
     response_model=DocumentOut,
     responses=problems(503),
+    openapi_extra=creates("document_id"),
 )
 async def create_document(
     patient_id: uuid.UUID,
@@ -123,8 +124,11 @@ async def edit_document(
     return _sent(response, saved)
 
 
+# A read of what the document's state does not have yet (the PDF of a draft, the CDA before
+# signing, the editor body of a received file) is 409, like the writes.
 HTML_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "HTML"}
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "HTML"},
+    **problems(409),
 }
 
 
@@ -213,7 +217,12 @@ def _card(signer: CardSignerIn) -> CardAccess | None:
     )
 
 
-@router.post("/documents/{document_id}/versions", status_code=201, response_model=DocumentOut)
+@router.post(
+    "/documents/{document_id}/versions",
+    status_code=201,
+    response_model=DocumentOut,
+    openapi_extra=creates("document_id"),
+)
 async def new_document_version(
     document_id: uuid.UUID, principal: Drafter, ports: PortsDep, response: Response
 ) -> DocumentOut:
@@ -227,7 +236,8 @@ def _binary(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
         200: {
             "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
             "description": what,
-        }
+        },
+        **problems(409),
     }
 
 
@@ -285,7 +295,11 @@ async def document_html(document_id: uuid.UUID, principal: Reader, ports: PortsD
     return _download(await formats.rendered(ports, caller(principal), document_id, "html"))
 
 
-@router.get("/documents/{document_id}/verification", response_model=VerificationOut)
+@router.get(
+    "/documents/{document_id}/verification",
+    response_model=VerificationOut,
+    responses=problems(409),
+)
 async def verify_document(
     document_id: uuid.UUID, principal: Reader, ports: PortsDep
 ) -> VerificationOut:

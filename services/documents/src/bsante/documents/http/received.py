@@ -17,7 +17,7 @@ from bsante.chassis.blobs import READ_CHUNK_BYTES
 from bsante.chassis.blobs.http import blob_errors
 from bsante.chassis.errors import DomainError
 from bsante.chassis.http import body_limit
-from bsante.chassis.openapi import problems
+from bsante.chassis.openapi import creates, problems
 from bsante.chassis.text import SafeText
 from bsante.documents.handlers import Caller, received
 from bsante.documents.http.deps import Attacher, Drafter, PortsDep, caller
@@ -43,7 +43,7 @@ def _media_type(file: UploadFile, declared: str | None = None) -> str:
     status_code=201,
     response_model=DocumentOut,
     responses=problems(413, 415, 503),
-    openapi_extra=body_limit(UPLOAD_BODY_BYTES),
+    openapi_extra={**body_limit(UPLOAD_BODY_BYTES), **creates("document_id")},
 )
 async def upload_document(
     patient_id: uuid.UUID,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from bsante.chassis.api import etag, required_if_match
-from bsante.chassis.openapi import problems
+from bsante.chassis.openapi import creates, problems
 from bsante.documents.domain import Template, TemplateDraft
 from bsante.documents.handlers import templates
 from bsante.documents.http.deps import Drafter, IfMatch, PortsDep, caller, kit_of
@@ -47,7 +47,12 @@ async def list_templates(
     return [template_out(t) for t in found]
 
 
-@router.post("/templates", status_code=201, response_model=TemplateOut)
+@router.post(
+    "/templates",
+    status_code=201,
+    response_model=TemplateOut,
+    openapi_extra=creates("template_id"),
+)
 async def create_template(
     body: TemplateIn, principal: Drafter, ports: PortsDep, request: Request, response: Response
 ) -> TemplateOut:

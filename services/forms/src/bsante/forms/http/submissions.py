@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from bsante.chassis.api import etag
-from bsante.chassis.openapi import problems
+from bsante.chassis.openapi import creates, problems
 from bsante.forms import domain
 from bsante.forms.handlers import submissions
 from bsante.forms.http.deps import (
@@ -44,6 +44,7 @@ def _sent(response: Response, saved: submissions.Saved, *, created: bool = False
     status_code=201,
     response_model=SubmissionOut,
     tags=["submissions"],
+    openapi_extra=creates("submission_id"),
 )
 async def create_submission(
     patient_id: uuid.UUID,
@@ -146,6 +147,7 @@ async def complete_submission(
     status_code=201,
     response_model=SubmissionOut,
     tags=["submissions"],
+    openapi_extra=creates("submission_id"),
 )
 async def correct_submission(
     submission_id: uuid.UUID,

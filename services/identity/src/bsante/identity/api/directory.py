@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from bsante.chassis.api import ServiceDep
 from bsante.chassis.auth import CurrentPrincipal, Principal, allowed
 from bsante.chassis.errors import NotFoundError
+from bsante.chassis.openapi import creates
 from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import (
@@ -376,7 +377,8 @@ class ImportReportOut(BaseModel):
         "requestBody": {
             "required": True,
             "content": {"text/plain": {"schema": {"type": "string", "format": "binary"}}},
-        }
+        },
+        **creates("import_id", "/import_id"),
     },
 )
 async def import_extraction(

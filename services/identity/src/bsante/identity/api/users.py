@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, model_validator
 
 from bsante.chassis.auth import Principal, allowed
+from bsante.chassis.openapi import creates
 from bsante.chassis.text import SafeText
 from bsante.contracts.permissions import Action
 from bsante.identity.api.deps import (
@@ -79,7 +80,7 @@ def _out(user: User, structure_id: str) -> UserOut:
     )
 
 
-@router.post("", status_code=201, response_model=UserOut)
+@router.post("", status_code=201, response_model=UserOut, openapi_extra=creates("user_id"))
 async def create_user(
     body: UserIn,
     principal: Admin,
