@@ -236,3 +236,38 @@ def test_validate_for_signing_without_a_kit(
     monkeypatch.setenv(KIT_ENV, str(tmp_path))
     with pytest.raises(KitNotFound, match=KIT_ENV):
         conformance.validate_for_signing(b"<x/>", dlu=False)
+
+
+def test_the_service_checks_in_a_worker_process_that_a_dead_one_replaces(
+    kit: CisisKit, validator: ConformanceValidator
+) -> None:
+    """The service's check (IsolatedConformance): the verdicts of the in-process check, from
+    another process; a worker killed (SIGKILL, out of memory) is replaced at the next call."""
+    import os
+    import signal
+
+    from bsante.documents.checks import (
+        ConformanceWorker,
+        ConformanceWorkerError,
+        IsolatedConformance,
+        KitConformance,
+    )
+
+    worker = ConformanceWorker(str(kit.root))
+    isolated = IsolatedConformance(str(kit.root), worker)
+    try:
+        pid = worker.call(os.getpid)
+        assert pid != os.getpid()
+        good = cda.to_bytes(_document())
+        bad = good.replace(b"<title>", b"<titre>", 1).replace(b"</title>", b"</titre>", 1)
+        assert bad != good
+        assert isolated.check(good) == []
+        refused = isolated.check(bad)
+        assert refused and refused == KitConformance(validator).check(bad)
+        with pytest.raises(ConformanceWorkerError, match="XMLSyntaxError"):
+            isolated.check(b"<ClinicalDocument")
+        os.kill(pid, signal.SIGKILL)
+        replaced = worker.call(os.getpid)
+        assert replaced not in (pid, os.getpid())
+    finally:
+        worker.close()

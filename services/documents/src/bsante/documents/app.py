@@ -16,7 +16,7 @@ from bsante.chassis.service_client import ServiceClient, token_provider
 from bsante.chassis.tasks import LongRunning
 from bsante.contracts.permissions import ServiceScope
 from bsante.documents import repository
-from bsante.documents.checks import KitConformance
+from bsante.documents.checks import IsolatedConformance, KitConformance
 from bsante.documents.cps import CpsSigning
 from bsante.documents.editor import EditorLimits
 from bsante.documents.handlers import Ports
@@ -108,12 +108,16 @@ def build(
     )
     check: Conformance | None
     if conformance is True:
-        check = KitConformance.located(settings.cisis_kit)
+        check = IsolatedConformance.located(settings.cisis_kit)
     elif conformance is False:
         check = None
     else:
         check = conformance
-    kit_root = check.kit_root if isinstance(check, KitConformance) else settings.cisis_kit or None
+    kit_root = (
+        check.kit_root
+        if isinstance(check, KitConformance | IsolatedConformance)
+        else settings.cisis_kit or None
+    )
     upload_limit = settings.max_upload_bytes
     svc.app.state.ports = Ports(
         store=svc.store,
