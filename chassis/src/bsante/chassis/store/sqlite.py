@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -293,6 +294,14 @@ class _SqliteTransaction(Transaction):
         return cursor.rowcount == 1
 
 
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """After a failed (or cancelled) COMMIT: a cancelled one may have run in the connection's
+    thread all the same, and then there is nothing left to roll back."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.OperationalError):
+            await conn.execute("ROLLBACK")
+
+
 def _settle(waiter: asyncio.Future[None], error: BaseException | None) -> None:
     if waiter.done():  # its caller was cancelled: its rows are committed all the same
         return
@@ -384,7 +393,7 @@ class SqliteStore(Store):
             try:
                 await conn.execute("COMMIT")
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await _rollback(conn)
                 raise
             WRITE_TRANSACTIONS.labels(self.path.name).inc()
         finally:
@@ -464,7 +473,7 @@ class SqliteStore(Store):
             await conn.executemany(_INSERT_OUTBOX, rows)
             await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            await _rollback(conn)
             raise
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
 
