@@ -65,8 +65,10 @@ def client_address(peer: str, forwarded_for: str | None, trusted: tuple[Network,
     Walking the list from the right, the first address that is not a trusted proxy is the
     client; a malformed or oversized header leaves the direct peer.
     """
+    if not forwarded_for or not trusted:
+        return peer  # the usual case, without parsing the peer's address
     peer_ip = _ip(peer)
-    if not forwarded_for or peer_ip is None or not any(peer_ip in n for n in trusted):
+    if peer_ip is None or not any(peer_ip in n for n in trusted):
         return peer
     if len(forwarded_for) > MAX_FORWARDED_CHARS:
         return peer

@@ -15,7 +15,6 @@ from typing import Any, Generic, Literal, NoReturn
 
 import structlog
 from fastapi import APIRouter, FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from typing_extensions import TypeVar
@@ -38,7 +37,7 @@ from bsante.chassis.settings import ServiceSettings
 from bsante.chassis.store import Index, Store
 from bsante.chassis.store.factory import store_from_url
 from bsante.chassis.tasks import LongRunning, Periodic, SupervisedTask, Supervisor
-from bsante.chassis.tracing import configure_tracing
+from bsante.chassis.tracing import configure_tracing, instrument_app
 from bsante.chassis.web import install_web_conventions
 
 # The default lets code that reads only the common settings write plain `Service`.
@@ -325,7 +324,7 @@ class Service(Generic[S]):
         if self.jobs is not None:
             app.include_router(jobs_router(self.store))
         install_web_conventions(app, self.settings)
-        FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+        instrument_app(app)
         return app
 
     async def _live(self) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -151,6 +152,23 @@ def _record(r: Any) -> OutboxRecord:
     )
 
 
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, topic, key, value, headers, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _outbox_row(record: OutboxRecord) -> tuple[Any, ...]:
+    return (
+        record.event_id,
+        record.topic,
+        record.key,
+        record.value,
+        json.dumps(record.headers),
+        record.created_at.isoformat(),
+    )
+
+
 def _iso(moment: datetime) -> str:
     # One fixed format, so that comparing the texts compares the times.
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -166,27 +184,45 @@ def _duplicate(collection: str, doc_id: str, error: sqlite3.IntegrityError) -> D
 
 
 class _SqliteTransaction(Transaction):
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    """Takes the writer (BEGIN IMMEDIATE) at its first statement, not when it opens: outbox
+    rows are kept until the commit, so a transaction that only emits events (a read's access
+    audit) never holds the writer on its own and joins a group commit instead."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._begun: aiosqlite.Connection | None = None
+        self.outbox: list[tuple[Any, ...]] = []
         self.aborted: DuplicateDocument | None = None
 
     def _check(self) -> None:
         if self.aborted is not None:
             raise TransactionAborted(self.aborted)
 
-    async def get(self, collection: str, doc_id: str) -> Document | None:
+    @property
+    def connection(self) -> aiosqlite.Connection | None:
+        """The writer, once the transaction began (else None)."""
+        return self._begun
+
+    async def _conn_begun(self) -> aiosqlite.Connection:
         self._check()
-        async with self._conn.execute(
-            "SELECT id, version, data FROM documents WHERE collection = ? AND id = ?",
-            (collection, doc_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return _document(collection, row) if row else None
+        if self._begun is None:
+            self._begun = await self._store._begin()
+        return self._begun
+
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        conn = await self._conn_begun()
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT id, version, data FROM documents WHERE collection = ? AND id = ?",
+                (collection, doc_id),
+            )
+        )
+        return _document(collection, rows[0]) if rows else None
 
     async def insert(self, collection: str, doc_id: str, data: dict[str, Any]) -> Document:
-        self._check()
+        conn = await self._conn_begun()
         try:
-            await self._conn.execute(
+            await conn.execute(
                 "INSERT INTO documents (collection, id, version, data) VALUES (?, ?, 1, ?)",
                 (collection, doc_id, json.dumps(data)),
             )
@@ -198,9 +234,9 @@ class _SqliteTransaction(Transaction):
     async def insert_if_absent(
         self, collection: str, doc_id: str, data: dict[str, Any]
     ) -> Document | None:
-        self._check()
+        conn = await self._conn_begun()
         try:
-            cursor = await self._conn.execute(
+            cursor = await conn.execute(
                 "INSERT INTO documents (collection, id, version, data) VALUES (?, ?, 1, ?) "
                 "ON CONFLICT (collection, id) DO NOTHING",
                 (collection, doc_id, json.dumps(data)),
@@ -213,9 +249,9 @@ class _SqliteTransaction(Transaction):
     async def update(
         self, collection: str, doc_id: str, data: dict[str, Any], expected_version: int
     ) -> Document:
-        self._check()
+        conn = await self._conn_begun()
         try:
-            cursor = await self._conn.execute(
+            cursor = await conn.execute(
                 "UPDATE documents SET version = version + 1, data = ? "
                 "WHERE collection = ? AND id = ? AND version = ?",
                 (json.dumps(data), collection, doc_id, expected_version),
@@ -230,15 +266,15 @@ class _SqliteTransaction(Transaction):
     async def delete(
         self, collection: str, doc_id: str, expected_version: int | None = None
     ) -> None:
-        self._check()
+        conn = await self._conn_begun()
         if expected_version is None:
-            cursor = await self._conn.execute(
+            cursor = await conn.execute(
                 "DELETE FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
             )
             if cursor.rowcount != 1:
                 raise DocumentNotFound(collection, doc_id)
             return
-        cursor = await self._conn.execute(
+        cursor = await conn.execute(
             "DELETE FROM documents WHERE collection = ? AND id = ? AND version = ?",
             (collection, doc_id, expected_version),
         )
@@ -247,26 +283,32 @@ class _SqliteTransaction(Transaction):
 
     async def add_outbox(self, record: OutboxRecord) -> None:
         self._check()
-        await self._conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, value, headers, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                record.event_id,
-                record.topic,
-                record.key,
-                record.value,
-                json.dumps(record.headers),
-                record.created_at.isoformat(),
-            ),
-        )
+        self.outbox.append(_outbox_row(record))
 
     async def claim_inbox(self, group: str, event_id: str) -> bool:
-        self._check()
-        cursor = await self._conn.execute(
+        conn = await self._conn_begun()
+        cursor = await conn.execute(
             "INSERT OR IGNORE INTO inbox (consumer_group, event_id, handled_at) VALUES (?, ?, ?)",
             (group, event_id, _now()),
         )
         return cursor.rowcount == 1
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """After a failed (or cancelled) COMMIT: a cancelled one may have run in the connection's
+    thread all the same, and then there is nothing left to roll back."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.OperationalError):
+            await conn.execute("ROLLBACK")
+
+
+def _settle(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if waiter.done():  # its caller was cancelled: its rows are committed all the same
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
 
 
 class SqliteStore(Store):
@@ -277,6 +319,8 @@ class SqliteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._queued: list[tuple[list[tuple[Any, ...]], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -298,6 +342,8 @@ class SqliteStore(Store):
         self._reader = await self._connect()
 
     async def close(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.wait([self._flusher])
         for conn in (self._reader, self._writer):
             if conn is not None:
                 await conn.close()
@@ -316,36 +362,120 @@ class SqliteStore(Store):
         except Exception:
             return False
 
+    async def _begin_locked(self) -> aiosqlite.Connection:
+        """BEGIN IMMEDIATE on the writer, whose lock the caller holds."""
+        if self._writer is None:
+            raise RuntimeError("store not started")
+        conn = self._writer
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            # Another process kept the writer longer than busy_timeout.
+            raise TransientConflict("*", "*", str(error)) from error
+        return conn
+
+    async def _begin(self) -> aiosqlite.Connection:
+        """Takes the writer's lock and begins; `_end` commits or rolls back and releases it."""
+        await self._lock.acquire()
+        try:
+            return await self._begin_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _end(self, conn: aiosqlite.Connection, commit: bool) -> None:
+        try:
+            if not commit:
+                await conn.execute("ROLLBACK")
+                return
+            try:
+                await conn.execute("COMMIT")
+            except BaseException:
+                await _rollback(conn)
+                raise
+            WRITE_TRANSACTIONS.labels(self.path.name).inc()
+        finally:
+            self._lock.release()
+
     @asynccontextmanager
     async def _immediate(self) -> AsyncIterator[aiosqlite.Connection]:
         """The writer inside BEGIN IMMEDIATE; commits when the block exits normally."""
-        if self._writer is None:
-            raise RuntimeError("store not started")
-        async with self._lock:
-            conn = self._writer
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
-                    raise
-                # Another process kept the writer longer than busy_timeout.
-                raise TransientConflict("*", "*", str(error)) from error
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
-            WRITE_TRANSACTIONS.labels(self.path.name).inc()
+        conn = await self._begin()
+        try:
+            yield conn
+        except BaseException:
+            await self._end(conn, commit=False)
+            raise
+        await self._end(conn, commit=True)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._immediate() as conn:
-            tx = _SqliteTransaction(conn)
+        tx = _SqliteTransaction(self)
+        try:
             yield tx
             if tx.aborted is not None:
                 # The caller caught the duplicate and went on: refuse to commit the rest.
                 raise TransactionAborted(tx.aborted)
+            if tx.connection is not None and tx.outbox:
+                await tx.connection.executemany(_INSERT_OUTBOX, tx.outbox)
+        except BaseException:
+            if tx.connection is not None:
+                await self._end(tx.connection, commit=False)
+            raise
+        if tx.connection is not None:
+            await self._end(tx.connection, commit=True)
+        elif tx.outbox:
+            await self._group_commit(tx.outbox)
+
+    # -- group commit -----------------------------------------------------------------------------
+
+    async def _group_commit(self, rows: list[tuple[Any, ...]]) -> None:
+        """Outbox rows of a transaction that wrote nothing else, committed with those of the
+        other such transactions waiting meanwhile: one transaction (one fsync) for all of them.
+        Returns once they are committed; a failure of the shared commit commits each alone."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((rows, waiter))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_queued(), name=f"commit:{self.path}")
+        await waiter
+
+    async def _flush_queued(self) -> None:
+        # A task of its own: a caller cancelled while waiting leaves the others' commit alone.
+        while self._queued:
+            async with self._lock:
+                batch, self._queued = self._queued, []
+                try:
+                    await self._commit_rows([r for rows, _ in batch for r in rows])
+                except Exception as error:
+                    if len(batch) == 1:
+                        _settle(batch[0][1], error)
+                        continue
+                    for rows, waiter in batch:
+                        try:
+                            await self._commit_rows(rows)
+                        except Exception as alone:
+                            _settle(waiter, alone)
+                        else:
+                            _settle(waiter, None)
+                    continue
+                except BaseException as error:
+                    for _, waiter in batch:
+                        _settle(waiter, error)
+                    raise
+                for _, waiter in batch:
+                    _settle(waiter, None)
+
+    async def _commit_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = await self._begin_locked()
+        try:
+            await conn.executemany(_INSERT_OUTBOX, rows)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await _rollback(conn)
+            raise
+        WRITE_TRANSACTIONS.labels(self.path.name).inc()
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         # One thread hop (execute_fetchall) rather than three (execute, fetchone, close).
@@ -386,18 +516,18 @@ class SqliteStore(Store):
             f"SELECT id, version, data FROM documents WHERE {_collection_sql(collection)} "
             f"AND {where} ORDER BY {order}id {'DESC' if last_desc else 'ASC'} LIMIT ? OFFSET ?"
         )
-        async with self._r.execute(sql, [*params, query.limit, query.offset]) as cur:
-            rows = await cur.fetchall()
+        rows = await self._r.execute_fetchall(sql, [*params, query.limit, query.offset])
         return [_document(collection, row) for row in rows]
 
     async def count(self, collection: str, where: Filter | None = None) -> int:
         clause, params = _where_sql(where or {})
-        async with self._r.execute(
-            f"SELECT COUNT(*) FROM documents WHERE {_collection_sql(collection)} AND {clause}",
-            params,
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        rows = list(
+            await self._r.execute_fetchall(
+                f"SELECT COUNT(*) FROM documents WHERE {_collection_sql(collection)} AND {clause}",
+                params,
+            )
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def purge(self, collection: str, where: Filter) -> int:
         clause, params = _where_sql(where)
@@ -445,15 +575,14 @@ class SqliteStore(Store):
 
     async def outbox_pending(self, limit: int = 100) -> list[OutboxRecord]:
         now = _now()
-        async with self._r.execute(
+        rows = await self._r.execute_fetchall(
             f"SELECT {_RECORD} FROM outbox "
             "WHERE sent_at IS NULL AND parked_at IS NULL AND (retry_at IS NULL OR retry_at <= ?) "
             "AND key NOT IN (SELECT key FROM outbox WHERE sent_at IS NULL AND attempts > 0 "
             "AND (parked_at IS NOT NULL OR retry_at > ?)) "
             "ORDER BY seq LIMIT ?",
             (now, now, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [_record(r) for r in rows]
 
     async def outbox_mark_sent_many(self, event_ids: Sequence[str]) -> None:
@@ -547,8 +676,9 @@ class SqliteStore(Store):
             await conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     async def lease_holder(self, name: str) -> str | None:
-        async with self._r.execute(
-            "SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, time.time())
-        ) as cursor:
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
+        rows = list(
+            await self._r.execute_fetchall(
+                "SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, time.time())
+            )
+        )
+        return str(rows[0][0]) if rows else None

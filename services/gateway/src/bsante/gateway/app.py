@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,7 +26,7 @@ from bsante.chassis.errors import install_problem_handlers, problem
 from bsante.chassis.http import RequestContextMiddleware
 from bsante.chassis.metrics import metrics_endpoint
 from bsante.chassis.service import Service
-from bsante.chassis.tracing import inject_headers
+from bsante.chassis.tracing import inject_headers, instrument_app
 from bsante.chassis.web import install_web_conventions, with_cors, with_security_headers
 from bsante.gateway import openapi
 from bsante.gateway.events import EventFeed, EventHub, install_stream
@@ -224,7 +223,7 @@ def build_embedded(
     app.route_to_services(
         settings, {name: svc.app for name, svc in services.items() if svc.has_http}
     )
-    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    instrument_app(app)
     return app
 
 
@@ -332,5 +331,5 @@ def build_proxy(settings: GatewaySettings) -> FastAPI:
             background=BackgroundTask(upstream.aclose),
         )
 
-    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    instrument_app(app)
     return app
