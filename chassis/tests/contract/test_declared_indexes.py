@@ -35,8 +35,7 @@ async def plan(store: SqliteStore, collection: str, query: Query) -> str:
     # A real query first: an EXPLAIN alone does not notice the schema changed since the
     # connection last read it.
     await store.find(collection, Query(limit=1))
-    async with store._r.execute(sql, params) as cursor:
-        return " / ".join(str(row[-1]) for row in await cursor.fetchall())
+    return " / ".join(str(row[-1]) for row in await store._read(sql, params))
 
 
 async def test_sqlite_serves_a_filter_from_its_declared_expression_index(

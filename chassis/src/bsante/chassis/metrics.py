@@ -25,6 +25,12 @@ WRITE_TRANSACTIONS = Counter(
     "Committed SQLite write transactions, per database file (embedded adapters)",
     ["db"],
 )
+SQLITE_READS = Counter(
+    "bsante_sqlite_reads_total",
+    "SQLite reads, per database file, answered on the event loop (cached, quick) or on the "
+    "reader's thread (longer, or meeting a lock)",
+    ["db", "on"],
+)
 OUTBOX_FAILURES = Counter(
     "bsante_outbox_publish_failures_total", "Failed outbox publications", ["service"]
 )

@@ -28,6 +28,7 @@ import structlog
 from bsante.chassis.bus import BatchScope, EventBus, Handler, Message, RetryPolicy
 from bsante.chassis.bus.delivery import deliver, for_another_group
 from bsante.chassis.metrics import WRITE_TRANSACTIONS
+from bsante.chassis.store.sqlite import LoopReader
 
 log = structlog.get_logger(__name__)
 
@@ -57,12 +58,17 @@ _appended: weakref.WeakValueDictionary[str, _Signal] = weakref.WeakValueDictiona
 
 
 class _Signal:
-    def __init__(self) -> None:
-        self.waiters: set[asyncio.Event] = set()
+    """Each waiting consumer with its topics: an append wakes only those reading its topics
+    (every consumer of the process waking on every append, each to run its query, cost more
+    than the append itself)."""
 
-    def notify(self) -> None:
-        for event in self.waiters:
-            event.set()
+    def __init__(self) -> None:
+        self.waiters: dict[asyncio.Event, frozenset[str]] = {}
+
+    def notify(self, topics: set[str]) -> None:
+        for event, wanted in self.waiters.items():
+            if not wanted.isdisjoint(topics):
+                event.set()
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class EmbeddedBus(EventBus):
         self._subscriptions: list[_Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._conn: aiosqlite.Connection | None = None
+        self._loop_reader: LoopReader | None = None
         key = str(self.path.resolve())
         signal = _appended.get(key)
         if signal is None:
@@ -108,6 +115,7 @@ class EmbeddedBus(EventBus):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = await self._connect()
         await self._conn.executescript(SCHEMA)
+        self._loop_reader = LoopReader(self.path, self.path.name)
         async with self._write_lock:
             # Known from now on: the purge keeps what this group has not consumed yet.
             await self._conn.executemany(
@@ -127,6 +135,9 @@ class EmbeddedBus(EventBus):
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
 
     async def ping(self) -> bool:
         if self._conn is None:
@@ -146,7 +157,7 @@ class EmbeddedBus(EventBus):
                 _row(message, _now()),
             )
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
-        self._signal.notify()
+        self._signal.notify({message.topic})
 
     async def publish_many(self, messages: Sequence[Message]) -> list[Exception | None]:
         """The whole batch in one transaction (one fsync): all appended, or it raises."""
@@ -169,7 +180,7 @@ class EmbeddedBus(EventBus):
                 raise
             await conn.execute("COMMIT")
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
-        self._signal.notify()
+        self._signal.notify({message.topic for message in messages})
         return [None] * len(messages)
 
     async def purge(self, older_than: datetime) -> int:
@@ -270,7 +281,7 @@ class EmbeddedBus(EventBus):
 
     async def _consume(self, sub: _Subscription) -> None:
         wake = asyncio.Event()
-        self._signal.waiters.add(wake)
+        self._signal.waiters[wake] = frozenset(sub.topics)
         conn = await self._connect()
         placeholders = ", ".join("?" for _ in sub.topics)
         sql = (
@@ -282,9 +293,11 @@ class EmbeddedBus(EventBus):
         try:
             while True:
                 wake.clear()
-                rows = list(
-                    await conn.execute_fetchall(sql, (sub.group, *sub.topics, self.batch_size))
-                )
+                params = (sub.group, *sub.topics, self.batch_size)
+                found = self._loop_reader.fetchall(sql, params) if self._loop_reader else None
+                if found is None:
+                    found = list(await conn.execute_fetchall(sql, params))
+                rows = found
                 pending = [_message(row) for row in rows]
                 if sub.batch is not None and len(pending) > 1 and await self._batch(sub, pending):
                     await self._commit(conn, sub.group, pending[-1])
@@ -309,7 +322,7 @@ class EmbeddedBus(EventBus):
                         async with asyncio.timeout(self.poll_interval):
                             await wake.wait()
         finally:
-            self._signal.waiters.discard(wake)
+            self._signal.waiters.pop(wake, None)
             await conn.close()
 
 
