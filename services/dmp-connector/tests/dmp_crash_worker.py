@@ -61,7 +61,10 @@ async def main(mode: str, data: Path, simulator_url: str) -> None:
         }
     )
     service = build(
-        connector_settings(data, simulator_url, demo, job_timeout_seconds=2.0),
+        # Short leases: the killed process's job and relay leases expire soon after it died.
+        connector_settings(
+            data, simulator_url, demo, job_timeout_seconds=2.0, relay_lease_seconds=1.5
+        ),
         jwks=jwks,
         patients=patients,
         documents_transport=httpx.ASGITransport(app=documents.app(key)),

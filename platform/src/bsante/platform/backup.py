@@ -15,7 +15,8 @@ written before the row that references it, so every referenced blob is there.
 
 A backup is a directory with `MANIFEST.json` (size and SHA-256 of every file), written under a
 temporary name and renamed when complete. Restoring verifies the hashes and SQLite's
-`integrity_check`, and fills an empty directory only.
+`integrity_check`, and fills an empty directory only; the relay leases of the backed-up
+processes are dropped from the restored stores.
 """
 
 from __future__ import annotations
@@ -171,6 +172,21 @@ def verify(path: Path) -> Backup:
     return Backup(path, files, manifest["created_at"])
 
 
+def _drop_leases(file: Path) -> None:
+    """Drops the relay leases of a restored store: they name the processes that ran at backup
+    time, none of which serves the restored directory; its relays take theirs at once instead of
+    waiting for those to expire (the jobs' leases stay: a job that was running runs again)."""
+    conn = sqlite3.connect(file, isolation_level=None)
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'"
+        ).fetchone()
+        if found:
+            conn.execute("DELETE FROM leases")
+    finally:
+        conn.close()
+
+
 def restore(path: Path, data: Path) -> Backup:
     """Fill the empty (or absent) directory `data` from a verified backup."""
     taken = verify(path)
@@ -179,10 +195,12 @@ def restore(path: Path, data: Path) -> Backup:
     partial = data.with_name(f".{data.name}.restoring")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    for relative in taken.files:
+    for relative, facts in taken.files.items():
         out = partial / relative
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path / relative, out)
+        if facts.get("sqlite"):
+            _drop_leases(out)
         _fsync(out)
     if data.exists():
         data.rmdir()
