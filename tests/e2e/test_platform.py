@@ -191,6 +191,8 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
     common = {
         "BUS_URL": f"embedded://{tmp_path}",
         "JWKS_URL": f"{urls['identity']}/.well-known/jwks.json",
+        # No load balancer to leave here: SIGTERM stops at once (tests/deploy/test_drain.py).
+        "DRAIN_SECONDS": "0",
     }
 
     def env(prefix: str, name: str) -> dict[str, str]:
@@ -222,6 +224,7 @@ def test_distributed_topology_each_service_alone_behind_the_proxy(tmp_path: Path
     gateway_env = {
         "GATEWAY_PORT": str(ports["gateway"]),
         "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_DRAIN_SECONDS": "0",
         "GATEWAY_SERVICES": json.dumps(
             {n: urls[n] for n in ("identity", "patient", "sla-monitor", "forms")}
         ),

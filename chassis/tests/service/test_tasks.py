@@ -167,3 +167,21 @@ async def test_a_part_of_the_service_can_add_its_own_readiness_check() -> None:
     assert response.json()["errors"] == [{"field": "blobs", "message": "unreachable"}]
     reachable = True
     assert (await client.get("/health/ready")).status_code == 200
+
+
+def test_process_exit_hooks_run_once_last_registered_first_past_a_failing_one() -> None:
+    from bsante.chassis.tasks import at_process_exit, run_process_exit_hooks
+
+    ran: list[str] = []
+
+    def failing() -> None:
+        ran.append("failing")
+        raise RuntimeError("boom")
+
+    at_process_exit(lambda: ran.append("first"))
+    at_process_exit(failing)
+    at_process_exit(lambda: ran.append("last"))
+    run_process_exit_hooks()
+    assert ran == ["last", "failing", "first"]
+    run_process_exit_hooks()
+    assert ran == ["last", "failing", "first"], "each hook runs once"

@@ -19,6 +19,7 @@ import uvicorn
 
 from bsante.chassis.service import Service, bootstrap
 from bsante.chassis.settings import ServiceSettings
+from bsante.chassis.tasks import run_process_exit_hooks
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -56,9 +57,16 @@ def run_service(build: Callable[[S], Service[Any]], settings: S) -> None:
     """Logs and traces first, then the service, then serve until SIGTERM/SIGINT."""
     bootstrap(settings)
     service = build(settings)
-    if not service.has_http:
-        asyncio.run(run_headless(service))
-        return
+    try:
+        if not service.has_http:
+            asyncio.run(run_headless(service))
+            return
+        _serve(service, settings)
+    finally:
+        run_process_exit_hooks()
+
+
+def _serve(service: Service[Any], settings: ServiceSettings) -> None:
     config = uvicorn.Config(
         service.app,
         host=settings.host,

@@ -192,3 +192,25 @@ class Supervisor:
             # A long-running task is not meant to return: start it again, after a backoff so a
             # function that returns at once does not spin.
             await asyncio.sleep(self._failed(spec, None))
+
+
+# -- process exit -----------------------------------------------------------------------------
+
+_exit_hooks: list[Callable[[], None]] = []
+
+
+def at_process_exit(hook: Callable[[], None]) -> None:
+    """`hook()` once the process's server and services have stopped (`run_process_exit_hooks`),
+    before the interpreter joins its threads: for helpers shared by the services of a process
+    (a worker process) that the interpreter's exit would otherwise wait for."""
+    _exit_hooks.append(hook)
+
+
+def run_process_exit_hooks() -> None:
+    """The hooks, last registered first; one that fails does not keep the others from running."""
+    while _exit_hooks:
+        hook = _exit_hooks.pop()
+        try:
+            hook()
+        except Exception as error:
+            log.warning("process_exit_hook_failed", error_type=type(error).__name__)

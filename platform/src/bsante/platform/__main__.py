@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from bsante.chassis.logging import configure_logging
+from bsante.chassis.tasks import run_process_exit_hooks
 from bsante.chassis.tracing import configure_tracing
 from bsante.identity.psc_provider import DEMO_CLIENT_ID, RegisteredClient, serving
 from bsante.platform.embedded import build_platform
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # uvicorn re-raises the Ctrl-C it captured once the services have stopped cleanly.
         pass
+    finally:
+        run_process_exit_hooks()
     print("Bureautique Santé stopped.", file=sys.stderr, flush=True)
     return 0
 

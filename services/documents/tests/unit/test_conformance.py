@@ -8,6 +8,8 @@ per session (the `validator` fixture); the kit has no schematron of its own for 
 from __future__ import annotations
 
 import asyncio
+import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -271,5 +273,32 @@ def test_the_service_checks_in_a_worker_process_that_a_dead_one_replaces(
         os.kill(pid, signal.SIGKILL)
         replaced = worker.call(os.getpid)
         assert replaced not in (pid, os.getpid())
+    finally:
+        worker.close()
+
+
+async def test_a_worker_terminated_mid_call_ends_at_once_and_the_call_fails(kit: CisisKit) -> None:
+    """At the process's exit (`at_process_exit`): a compilation in progress is not waited for."""
+    import asyncio
+    import time
+
+    from bsante.documents.checks import ConformanceWorker, ConformanceWorkerError
+
+    worker = ConformanceWorker(str(kit.root))
+    try:
+        pid = await worker.call_async(os.getpid)
+        call = asyncio.ensure_future(worker.call_async(time.sleep, 120))
+        await asyncio.sleep(0)  # one turn of the loop: the call is submitted to the worker
+        worker.terminate()
+        # Broken pool if it was running, cancelled if it was still queued: never waited for.
+        async with asyncio.timeout(30):
+            with pytest.raises((ConformanceWorkerError, BrokenProcessPool, asyncio.CancelledError)):
+                await call
+        with pytest.raises(ConformanceWorkerError, match="stopped"):
+            await worker.call_async(os.getpid)
+        with pytest.raises(ProcessLookupError):
+            for _ in range(300):  # the process is gone (reaped by the pool's manager)
+                os.kill(pid, 0)
+                await asyncio.sleep(0.1)
     finally:
         worker.close()

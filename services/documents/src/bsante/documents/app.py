@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 from pydantic import SecretStr
@@ -35,18 +35,20 @@ RECEIVED_MEDIA_TYPES = frozenset({PDF, XML, "text/xml", "image/jpeg", "image/png
 WARM_UP_TASK = "conformance-warm-up"
 
 
-def _warm_up_task(warm_up: Callable[[], object]) -> LongRunning:
-    """Compile the conformance validator's schematrons in a worker thread once the service has
-    started: readiness does not wait for it, and a failure is retried with backoff (and shown
-    by readiness after three in a row). Once done, the task only idles until the service stops.
+def _warm_up_task(warm_up: Callable[[], Awaitable[object]]) -> LongRunning:
+    """Compile the conformance validator's schematrons once the service has started: readiness
+    does not wait for it, and a failure is retried with backoff (and shown by readiness after
+    three in a row). Once done, the task only idles until the service stops.
 
-    Its own thread rather than the CPU pool, so that tens of seconds of compilation do not hold
-    a worker that PDF rendering needs. A signature arriving meanwhile waits for the validator's
-    lock in its worker thread, never on the event loop.
+    The worker process's compilation is awaited, not waited for in a thread: a service stopped
+    meanwhile leaves no thread for the process's exit to join (it would wait for the end of tens
+    of seconds of compilation). An in-process check compiles in a thread of its own rather than
+    in the CPU pool, so as not to hold a worker that PDF rendering needs; a signature arriving
+    meanwhile waits for the validator's lock in its worker thread, never on the event loop.
     """
 
     async def run() -> None:
-        await asyncio.to_thread(warm_up)
+        await warm_up()
         await asyncio.Event().wait()
 
     return LongRunning(WARM_UP_TASK, run)
@@ -141,9 +143,11 @@ def build(
         ipp_root=settings.ipp_root,
     )
     svc.app.state.kit_root = kit_root
-    warm_up = getattr(check, "warm_up", None)
-    if callable(warm_up):
-        svc.supervise(_warm_up_task(warm_up))
+    if isinstance(check, IsolatedConformance):
+        svc.supervise(_warm_up_task(check.warm_up_async))
+    elif callable(warm_up := getattr(check, "warm_up", None)):
+        in_thread = warm_up
+        svc.supervise(_warm_up_task(lambda: asyncio.to_thread(in_thread)))
     return svc
 
 

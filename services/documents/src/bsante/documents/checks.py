@@ -8,6 +8,7 @@ stalled every request of the service, and its heap stays out of the service's pr
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from bsante.chassis.tasks import at_process_exit
 from bsante.documents.conformance import (
     CisisKit,
     ConformanceValidator,
@@ -114,9 +116,12 @@ class ConformanceWorker:
         self.kit_root = kit_root
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._terminated = False
 
     def _current(self, broken: ProcessPoolExecutor | None = None) -> ProcessPoolExecutor:
         with self._lock:
+            if self._terminated:
+                raise ConformanceWorkerError("the conformance worker was stopped")
             if self._pool is None or self._pool is broken:
                 if broken is not None:
                     broken.shutdown(wait=False, cancel_futures=True)
@@ -137,6 +142,27 @@ class ConformanceWorker:
             # The worker died (killed, out of memory): a new one, and the call once more.
             return self._current(broken=pool).submit(fn, *args).result()
 
+    async def call_async(self, fn: Any, *args: Any) -> Any:
+        """`call`, awaited on the loop: no thread waits for the worker meanwhile."""
+        pool = self._current()
+        try:
+            return await asyncio.wrap_future(pool.submit(fn, *args))
+        except BrokenProcessPool:
+            return await asyncio.wrap_future(self._current(broken=pool).submit(fn, *args))
+
+    def terminate(self) -> None:
+        """Ends the worker at once, whatever it is doing: the process's exit then waits for no
+        compilation in progress (nothing is lost: a check's result is awaited by its caller)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._terminated = True
+        if pool is None:
+            return
+        # ProcessPoolExecutor has no public way to end its processes before Python 3.14.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
@@ -155,6 +181,7 @@ def shared_worker(kit_root: str) -> ConformanceWorker:
         worker = _workers.get(kit_root)
         if worker is None:
             worker = _workers[kit_root] = ConformanceWorker(kit_root)
+            at_process_exit(worker.terminate)
         return worker
 
 
@@ -179,6 +206,9 @@ class IsolatedConformance:
 
     def warm_up(self) -> None:
         self.worker.call(_warm_up_in_worker)
+
+    async def warm_up_async(self) -> None:
+        await self.worker.call_async(_warm_up_in_worker)
 
     def check(self, cda: bytes, *, dlu: bool = False) -> list[dict[str, str]]:
         result: list[dict[str, str]] = self.worker.call(_check_in_worker, cda, dlu)
