@@ -84,6 +84,16 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+WARM_UP_SECONDS = 3
+
+
+def warm_up(url: str, *, headers: dict[str, str] | None = None) -> None:
+    """The same load for a few seconds, not measured, before a measurement (both sides of a
+    comparison get one): caches filled, the collector's first passes over the objects the
+    first requests make, connections and threads started."""
+    wrk(url, headers=headers, seconds=WARM_UP_SECONDS)
+
+
 def wrk(
     url: str,
     *,

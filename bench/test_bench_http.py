@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from load import WrkResult, cpu_seconds, free_port, started, wait_ready, wrk
+from load import WrkResult, cpu_seconds, free_port, started, wait_ready, warm_up, wrk
 
 MEDECIN = {"username": "medecin@tilleuls.demo", "password": "Medecin-Tilleuls-2026"}
 PATIENT = {
@@ -120,6 +120,8 @@ def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFix
         created.raise_for_status()
         url = f"{base}/api/patient/patients/{created.json()['id']}"
         assert httpx.get(url, headers=headers, timeout=30).status_code == 200
+        warm_up(url, headers=headers)
+        _drained(base)
         before = _write_transactions(base)
         platform = wrk(url, headers=headers, seconds=SECONDS, server_pid=proc.pid)
         # Once the pipeline is idle: the reads' audit records all reached identity.
@@ -131,6 +133,7 @@ def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFix
         [bare_script, "--db", str(tmp_path / "bare.db"), "--port", str(bare_port)]
     ) as proc:
         wait_ready(f"http://127.0.0.1:{bare_port}/health/live", proc)
+        warm_up(f"http://127.0.0.1:{bare_port}/patients/p1")
         bare = wrk(
             f"http://127.0.0.1:{bare_port}/patients/p1", seconds=SECONDS, server_pid=proc.pid
         )

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from load import WrkResult, cpu_seconds, free_port, started, wait_ready, wrk
+from load import WrkResult, cpu_seconds, free_port, started, wait_ready, warm_up, wrk
 
 from bsante.dmp_connector import pki
 
@@ -391,6 +391,8 @@ def _measure(data: Path, tmp: Path, sim_url: str) -> tuple[Platform, Side, Side]
                 return _checkpointed_bytes(folder)
 
             with rss_peak(proc.pid) as peak:
+                warm_up(f"{base}/api/patient/patients/{pid}", headers=auth)
+                warm_up(f"{bare}/patients/p1")
                 _load(
                     ours,
                     "read",

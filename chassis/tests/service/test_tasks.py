@@ -185,3 +185,19 @@ def test_process_exit_hooks_run_once_last_registered_first_past_a_failing_one() 
     assert ran == ["last", "failing", "first"]
     run_process_exit_hooks()
     assert ran == ["last", "failing", "first"], "each hook runs once"
+
+
+def test_the_start_up_heap_is_frozen_out_of_the_collectors_reach() -> None:
+    import gc
+
+    from bsante.chassis.tasks import freeze_startup_heap
+
+    before = gc.get_freeze_count()
+    kept = [object() for _ in range(10)], {"a": [1, 2, 3]}
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > before
+        # Frozen: in none of the generations the collector walks.
+        assert not any(o is kept[0] or o is kept[1] for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

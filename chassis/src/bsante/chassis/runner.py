@@ -19,7 +19,7 @@ import uvicorn
 
 from bsante.chassis.service import Service, bootstrap
 from bsante.chassis.settings import ServiceSettings
-from bsante.chassis.tasks import run_process_exit_hooks
+from bsante.chassis.tasks import freeze_startup_heap, run_process_exit_hooks
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -37,6 +37,10 @@ class DrainingServer(uvicorn.Server):
     async def serve(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        freeze_startup_heap()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig != signal.SIGTERM:
@@ -90,6 +94,7 @@ async def run_headless(service: Service[Any], stop: asyncio.Event | None = None)
             installed.append(sig)
     try:
         await service.start()
+        freeze_startup_heap()
         try:
             await stop.wait()
         finally:

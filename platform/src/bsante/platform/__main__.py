@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from bsante.chassis.logging import configure_logging
-from bsante.chassis.tasks import run_process_exit_hooks
+from bsante.chassis.tasks import freeze_startup_heap, run_process_exit_hooks
 from bsante.chassis.tracing import configure_tracing
 from bsante.identity.psc_provider import DEMO_CLIENT_ID, RegisteredClient, serving
 from bsante.platform.embedded import build_platform
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.psc_port >= 0 and not os.environ.get("IDENTITY_PSC_ISSUER"):
                 issuer = await stack.enter_async_context(local_psc(base, args.psc_port))
                 psc = f"  PSC login (local)  {base}/api/identity/auth/psc/authorize  ({issuer})\n"
-            app = build_platform(Path(args.data))
+            app = build_platform(Path(args.data), on_started=freeze_startup_heap)
             config = uvicorn.Config(
                 app,
                 host=args.host,

@@ -53,14 +53,20 @@ def build_context(data: Path, manifest: Manifest | None = None) -> EmbeddedConte
     return context
 
 
-def build_platform(data: Path, settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway over every service, with the live event stream on the embedded log."""
+def build_platform(
+    data: Path,
+    settings: GatewaySettings | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The gateway over every service, with the live event stream on the embedded log;
+    `on_started()` once every service has started."""
     context = build_context(data)
     return build_embedded(
         settings or demo_gateway_settings(),
         context.services,
         jwks=context.jwks,
         bus_url=context.bus_url,
+        on_started=on_started,
     )
 
 

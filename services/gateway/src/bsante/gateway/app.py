@@ -170,11 +170,12 @@ def build_embedded(
     *,
     jwks: JwksSource | None = None,
     bus_url: str | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> FastAPI:
     """One process: the gateway's lifespan starts and stops every service it mounts.
 
     With the platform's token keys and event log (`jwks`, `bus_url`), it also serves the live
-    event stream (/events)."""
+    event stream (/events). `on_started()` runs once everything has started."""
     feed = (
         EventFeed(EventHub(settings.stream_buffer), bus_url, settings.stream_group)
         if settings.stream_enabled and jwks is not None and bus_url is not None
@@ -190,6 +191,8 @@ def build_embedded(
                 started.append(svc)
             if feed is not None:
                 await feed.start()
+            if on_started is not None:
+                on_started()
             yield
         finally:
             if feed is not None:
