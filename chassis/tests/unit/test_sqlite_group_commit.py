@@ -4,9 +4,7 @@ committed, a failing row fails only its own transaction, and the other writes ke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -27,13 +25,8 @@ def _record(event_id: str) -> OutboxRecord:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    adapter = SqliteStore(tmp_path / "group.db")
-    await adapter.start()
-    try:
-        yield adapter
-    finally:
-        await adapter.close()
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    return sqlite_store
 
 
 def _commits(store: SqliteStore) -> float:

@@ -4,7 +4,6 @@ or meeting a lock is answered on the reader's thread, with the same rows either 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,8 @@ from bsante.chassis.store.sqlite import LOOP_READ_STEPS, LoopReader, SqliteStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    adapter = SqliteStore(tmp_path / "reads.db")
-    await adapter.start()
-    try:
-        yield adapter
-    finally:
-        await adapter.close()
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    return sqlite_store
 
 
 def _reads(store: SqliteStore, on: str) -> float:
