@@ -84,7 +84,31 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+# The médecin the benchmarks log in as, and the patient they create first.
+MEDECIN = {"username": "medecin@tilleuls.demo", "password": "Medecin-Tilleuls-2026"}
+PATIENT = {
+    "birth_name": "BENCH",
+    "birth_given_names": "Alice",
+    "sex": "F",
+    "birth_date": "1950-01-02",
+    "birth_place": "75056",
+}
 WARM_UP_SECONDS = 3
+
+
+def quiet(pid: int, *, busy: float = 0.05, timeout: float = 180.0) -> float:
+    """Seconds until the process uses under `busy` of one core over a one-second window: its
+    start-up background work (the conformance validator's compilation, fonts, cachets) is
+    done. Measured meanwhile, a load would compete with it for the cores."""
+    started_at = time.monotonic()
+    before = cpu_seconds(pid)
+    while time.monotonic() - started_at < timeout:
+        time.sleep(1.0)  # the measurement window, not a wait for an event
+        now = cpu_seconds(pid)
+        if now - before < busy:
+            return time.monotonic() - started_at
+        before = now
+    raise AssertionError(f"the process stayed busy for {timeout}s")
 
 
 def warm_up(url: str, *, headers: dict[str, str] | None = None) -> None:

@@ -15,16 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from load import WrkResult, cpu_seconds, free_port, started, wait_ready, warm_up, wrk
+from load import (
+    MEDECIN,
+    PATIENT,
+    WrkResult,
+    free_port,
+    quiet,
+    started,
+    wait_ready,
+    warm_up,
+    wrk,
+)
 
-MEDECIN = {"username": "medecin@tilleuls.demo", "password": "Medecin-Tilleuls-2026"}
-PATIENT = {
-    "birth_name": "BENCH",
-    "birth_given_names": "Alice",
-    "sex": "F",
-    "birth_date": "1950-01-02",
-    "birth_place": "75056",
-}
 SECONDS = 10
 DEMO = [
     {"username": u, "password": p}
@@ -77,22 +79,6 @@ def _drained(base: str) -> dict[str, float]:
     return previous
 
 
-def _settled(pid: int, *, busy: float = 0.2, timeout: float = 180.0) -> float:
-    """Seconds until the process, idle, uses under `busy` of a core over one second.
-
-    Readiness does not wait for start-up background work (documents compile their
-    conformance schematrons in a thread for tens of seconds): measured meanwhile, the read
-    would compete with it for the cores and the figures would say nothing about the read.
-    """
-    started_at = time.monotonic()
-    while time.monotonic() - started_at < timeout:
-        before = cpu_seconds(pid)
-        time.sleep(1.0)
-        if cpu_seconds(pid) - before < busy:
-            break
-    return time.monotonic() - started_at
-
-
 def _platform(data: Path, port: int) -> list[str]:
     return ["-m", "bsante.platform", "--data", str(data), "--port", str(port)]
 
@@ -112,7 +98,7 @@ def test_patient_read_against_bare_app(tmp_path: Path, capsys: pytest.CaptureFix
         ["-m", "bsante.platform", "--data", str(tmp_path / "var"), "--port", str(port)]
     ) as proc:
         ready_s = wait_ready(f"{base}/health/ready", proc)
-        settled_s = _settled(proc.pid)
+        settled_s = quiet(proc.pid, busy=0.2)
         headers = _login(base)
         created = httpx.post(
             f"{base}/api/patient/patients", json=PATIENT, headers=headers, timeout=30

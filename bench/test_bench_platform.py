@@ -24,7 +24,17 @@ from typing import Any
 
 import httpx
 import pytest
-from load import WrkResult, cpu_seconds, free_port, started, wait_ready, warm_up, wrk
+from load import (
+    MEDECIN,
+    PATIENT,
+    WrkResult,
+    free_port,
+    quiet,
+    started,
+    wait_ready,
+    warm_up,
+    wrk,
+)
 
 from bsante.dmp_connector import pki
 
@@ -36,14 +46,6 @@ CONNECTIONS = 16
 POST = Path(__file__).with_name("post.lua")
 BARE = Path(__file__).with_name("bare_app.py")
 
-MEDECIN = {"username": "medecin@tilleuls.demo", "password": "Medecin-Tilleuls-2026"}
-PATIENT = {
-    "birth_name": "BENCH",
-    "birth_given_names": "Alice",
-    "sex": "F",
-    "birth_date": "1950-01-02",
-    "birth_place": "75056",
-}
 # The INSi demo patient the DMP simulator's demo set knows: its documents go to the DMP.
 LEFEVRE = {
     "birth_name": "LEFEVRE",
@@ -203,20 +205,6 @@ def rss_peak(pid: int) -> Iterator[list[int]]:
         thread.join(5)
 
 
-def _quiet(pid: int, timeout: float = 180.0) -> float:
-    """Seconds until the process spends under 5 % of one core over a second: its start-up
-    background work (the conformance validator's compilation, fonts, cachets) is done."""
-    started_at = time.monotonic()
-    before = cpu_seconds(pid)
-    while time.monotonic() - started_at < timeout:
-        time.sleep(1.0)
-        now = cpu_seconds(pid)
-        if now - before < 0.05:
-            return time.monotonic() - started_at
-        before = now
-    raise AssertionError(f"the platform stayed busy for {timeout}s")
-
-
 def _login(client: httpx.Client) -> dict[str, str]:
     response = client.post("/api/identity/auth/token", json=MEDECIN)
     response.raise_for_status()
@@ -374,7 +362,7 @@ def _measure(data: Path, tmp: Path, sim_url: str) -> tuple[Platform, Side, Side]
         assert pdf.status_code == 200
         assert client.post(f"/api/forms/patients/{pid}/submissions", json=_form_body()).is_success
         _settle(data)
-        _quiet(proc.pid)
+        quiet(proc.pid)
         figures.quiet_s = time.monotonic() - start
         figures.rss_idle = rss_bytes(proc.pid)
 

@@ -65,7 +65,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platfo
         yield started
 
 
-async def _new_patient(platform: Platform, headers: dict[str, str]) -> dict[str, Any]:
+async def _post_patient(platform: Platform, headers: dict[str, str]) -> httpx.Response:
     response = await platform.client.post(
         "/api/patient/patients",
         params={"confirm_not_duplicate": "true"},
@@ -73,7 +73,11 @@ async def _new_patient(platform: Platform, headers: dict[str, str]) -> dict[str,
         headers=headers,
     )
     assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
+    return response
+
+
+async def _new_patient(platform: Platform, headers: dict[str, str]) -> dict[str, Any]:
+    created: dict[str, Any] = (await _post_patient(platform, headers)).json()
     return created
 
 
@@ -224,13 +228,7 @@ async def test_links_chain_a_created_resource_to_the_operations_taking_its_id(
 
     # Followed as a client would, the links reach the record created a moment before.
     headers = await _medecin(platform)
-    response = await platform.client.post(
-        "/api/patient/patients",
-        params={"confirm_not_duplicate": "true"},
-        json=PATIENT,
-        headers=headers,
-    )
-    assert response.status_code == 201, response.text
+    response = await _post_patient(platform, headers)
     url, _ = _follow(document, targets[("/api/patient/patients/{patient_id}", "get")], response)
     assert (await platform.client.get(url, headers=headers)).json()["id"] == response.json()["id"]
     url, if_match = _follow(document, traits, response)

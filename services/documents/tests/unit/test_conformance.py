@@ -296,9 +296,7 @@ async def test_a_worker_terminated_mid_call_ends_at_once_and_the_call_fails(kit:
                 await call
         with pytest.raises(ConformanceWorkerError, match="stopped"):
             await worker.call_async(os.getpid)
-        with pytest.raises(ProcessLookupError):
-            for _ in range(300):  # the process is gone (reaped by the pool's manager)
-                os.kill(pid, 0)
-                await asyncio.sleep(0.1)
+        with pytest.raises(ProcessLookupError):  # terminate() returned: the process is gone
+            os.kill(pid, 0)
     finally:
         worker.close()

@@ -151,16 +151,20 @@ class ConformanceWorker:
             return await asyncio.wrap_future(self._current(broken=pool).submit(fn, *args))
 
     def terminate(self) -> None:
-        """Ends the worker at once, whatever it is doing: the process's exit then waits for no
-        compilation in progress (nothing is lost: a check's result is awaited by its caller)."""
+        """Ends the worker at once, whatever it is doing, and returns once its process is gone:
+        the process's exit then waits for no compilation in progress (nothing is lost: a
+        check's result is awaited by its caller)."""
         with self._lock:
             pool, self._pool = self._pool, None
             self._terminated = True
         if pool is None:
             return
         # ProcessPoolExecutor has no public way to end its processes before Python 3.14.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
             process.terminate()
+        for process in processes:
+            process.join(5)  # SIGTERM ends it at once, mid-compilation included
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -186,7 +190,8 @@ def shared_worker(kit_root: str) -> ConformanceWorker:
 
 
 class IsolatedConformance:
-    """`KitConformance` run in a worker process; same interface, blocking calls (a thread)."""
+    """`KitConformance` run in a worker process: `check` blocks (call it in a thread), the
+    warm-up is awaited."""
 
     def __init__(self, kit_root: str, worker: ConformanceWorker | None = None) -> None:
         self._kit_root = kit_root
@@ -204,10 +209,8 @@ class IsolatedConformance:
     def kit_root(self) -> str:
         return self._kit_root
 
-    def warm_up(self) -> None:
-        self.worker.call(_warm_up_in_worker)
-
     async def warm_up_async(self) -> None:
+        """Compiles the schematrons in the worker, awaited (the service's warm-up task)."""
         await self.worker.call_async(_warm_up_in_worker)
 
     def check(self, cda: bytes, *, dlu: bool = False) -> list[dict[str, str]]:
