@@ -28,7 +28,7 @@ import structlog
 from bsante.chassis.bus import BatchScope, EventBus, Handler, Message, RetryPolicy
 from bsante.chassis.bus.delivery import deliver, for_another_group
 from bsante.chassis.metrics import WRITE_TRANSACTIONS
-from bsante.chassis.store.sqlite import LoopReader
+from bsante.chassis.store.sqlite import LoopReader, WriteThread
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +96,7 @@ class EmbeddedBus(EventBus):
         self._tasks: list[asyncio.Task[None]] = []
         self._conn: aiosqlite.Connection | None = None
         self._loop_reader: LoopReader | None = None
+        self._writes: WriteThread | None = None
         key = str(self.path.resolve())
         signal = _appended.get(key)
         if signal is None:
@@ -116,6 +117,8 @@ class EmbeddedBus(EventBus):
         self._conn = await self._connect()
         await self._conn.executescript(SCHEMA)
         self._loop_reader = LoopReader(self.path, self.path.name)
+        self._writes = WriteThread(self.path, self.path.name)
+        await self._writes.start()
         async with self._write_lock:
             # Known from now on: the purge keeps what this group has not consumed yet.
             await self._conn.executemany(
@@ -138,6 +141,9 @@ class EmbeddedBus(EventBus):
         if self._loop_reader is not None:
             self._loop_reader.close()
             self._loop_reader = None
+        if self._writes is not None:
+            await self._writes.close()
+            self._writes = None
 
     async def ping(self) -> bool:
         if self._conn is None:
@@ -161,25 +167,21 @@ class EmbeddedBus(EventBus):
 
     async def publish_many(self, messages: Sequence[Message]) -> list[Exception | None]:
         """The whole batch in one transaction (one fsync): all appended, or it raises."""
-        if self._conn is None:
+        if self._writes is None:
             raise RuntimeError("bus not started")
         if not messages:
             return []
         now = _now()
+        rows = [_row(message, now) for message in messages]
         async with self._write_lock:
-            conn = self._conn
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                await conn.executemany(
+            # One hand-over to the write thread for the whole transaction.
+            await self._writes.run(
+                lambda conn: conn.executemany(
                     "INSERT INTO log (topic, key, value, headers, appended_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    [_row(message, now) for message in messages],
+                    rows,
                 )
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
-        WRITE_TRANSACTIONS.labels(self.path.name).inc()
+            )
         self._signal.notify({message.topic for message in messages})
         return [None] * len(messages)
 

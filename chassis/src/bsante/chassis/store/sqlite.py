@@ -8,11 +8,12 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -130,6 +131,78 @@ class LoopReader:
 
     def close(self) -> None:
         self._conn.close()
+
+
+T = TypeVar("T")
+
+
+class WriteThread:
+    """Write-only transactions (outbox group commits, rows marked sent, log appends) run whole
+    on a thread and a connection of their own: one hand-over to the thread and one back per
+    transaction, where aiosqlite hands over at every statement (BEGIN, the rows, COMMIT).
+
+    Under load each hand-back waits for the event loop's next turn, and a read's access audit
+    waits for the group commit of its outbox row; the SQLite work itself stays off the loop's
+    thread (it runs beside it, without the GIL). The caller serialises these transactions with
+    its other writers (the store's and the log's write lock), so in WAL mode the connections
+    never wait for each other; another process's writer is waited for up to `busy_timeout_ms`.
+    """
+
+    def __init__(self, path: str | Path, db: str, *, busy_timeout_ms: int = 10_000) -> None:
+        self._path = path
+        self._db = db
+        self._busy_timeout_ms = busy_timeout_ms
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-write:{db}")
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        return conn
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def start(self) -> None:
+        self._conn = await self._call(self._open)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(conn)` inside BEGIN IMMEDIATE ... COMMIT on the thread; rolled back when it
+        raises. Another process holding the writer past busy_timeout: TransientConflict.
+
+        Once the thread has begun a transaction it ends it there, committed or rolled back,
+        even when the caller is cancelled; the thread runs them one at a time, in order."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("store not started")
+
+        def transaction() -> T:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                raise TransientConflict("*", "*", str(error)) from error
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT may have ended it already
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        conn.execute("ROLLBACK")
+                raise
+            return result
+
+        result = await self._call(transaction)
+        WRITE_TRANSACTIONS.labels(self._db).inc()
+        return result
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._call(conn.close)
+        self._pool.shutdown(wait=True)
 
 
 def _path(name: str) -> str:
@@ -364,6 +437,7 @@ class SqliteStore(Store):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._loop_reader: LoopReader | None = None
+        self._writes: WriteThread | None = None
         self._lock = asyncio.Lock()
         self._queued: list[tuple[list[tuple[Any, ...]], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -387,6 +461,8 @@ class SqliteStore(Store):
         await self._writer.executescript(INDEXES)
         self._reader = await self._connect()
         self._loop_reader = LoopReader(self.path, self.path.name)
+        self._writes = WriteThread(self.path, self.path.name)
+        await self._writes.start()
 
     async def close(self) -> None:
         if self._flusher is not None and not self._flusher.done():
@@ -396,8 +472,11 @@ class SqliteStore(Store):
                 await conn.close()
         if self._loop_reader is not None:
             self._loop_reader.close()
+        if self._writes is not None:
+            await self._writes.close()
         self._reader = self._writer = None
         self._loop_reader = None
+        self._writes = None
 
     @property
     def _r(self) -> aiosqlite.Connection:
@@ -526,15 +605,15 @@ class SqliteStore(Store):
                 for _, waiter in batch:
                     _settle(waiter, None)
 
+    @property
+    def _w(self) -> WriteThread:
+        if self._writes is None:
+            raise RuntimeError("store not started")
+        return self._writes
+
     async def _commit_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        conn = await self._begin_locked()
-        try:
-            await conn.executemany(_INSERT_OUTBOX, rows)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await _rollback(conn)
-            raise
-        WRITE_TRANSACTIONS.labels(self.path.name).inc()
+        """On the write thread, whose transactions the caller's writer lock serialises."""
+        await self._w.run(lambda conn: conn.executemany(_INSERT_OUTBOX, rows))
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         rows = await self._read(
@@ -642,14 +721,18 @@ class SqliteStore(Store):
         if not event_ids:
             return
         now = _now()
-        async with self._immediate() as conn:
-            for start in range(0, len(event_ids), 500):
-                chunk = list(event_ids[start : start + 500])
-                await conn.execute(
+        chunks = [list(event_ids[i : i + 500]) for i in range(0, len(event_ids), 500)]
+
+        def mark(conn: sqlite3.Connection) -> None:
+            for chunk in chunks:
+                conn.execute(
                     "UPDATE outbox SET sent_at = ?, retry_at = NULL "
                     f"WHERE event_id IN ({', '.join('?' for _ in chunk)})",
                     [now, *chunk],
                 )
+
+        async with self._lock:
+            await self._w.run(mark)
 
     async def outbox_record_failures(self, failures: Sequence[OutboxFailure]) -> None:
         if not failures:
