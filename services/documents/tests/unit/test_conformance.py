@@ -277,18 +277,26 @@ def test_the_service_checks_in_a_worker_process_that_a_dead_one_replaces(
         worker.close()
 
 
-async def test_a_worker_terminated_mid_call_ends_at_once_and_the_call_fails(kit: CisisKit) -> None:
+async def test_a_worker_terminated_mid_call_ends_at_once_and_the_call_fails(
+    kit: CisisKit, tmp_path: Path
+) -> None:
     """At the process's exit (`at_process_exit`): a compilation in progress is not waited for."""
-    import asyncio
-    import time
-
     from bsante.documents.checks import ConformanceWorker, ConformanceWorkerError
 
     worker = ConformanceWorker(str(kit.root))
+    started = tmp_path / "started"
     try:
         pid = await worker.call_async(os.getpid)
-        call = asyncio.ensure_future(worker.call_async(time.sleep, 120))
-        await asyncio.sleep(0)  # one turn of the loop: the call is submitted to the worker
+        # A long call that says, in the worker, that it has begun.
+        call = asyncio.ensure_future(
+            worker.call_async(
+                exec,
+                f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(120)",
+            )
+        )
+        async with asyncio.timeout(30):
+            while not started.exists():
+                await asyncio.sleep(0.02)  # polling the worker's mark, within the deadline
         worker.terminate()
         # Broken pool if it was running, cancelled if it was still queued: never waited for.
         async with asyncio.timeout(30):
