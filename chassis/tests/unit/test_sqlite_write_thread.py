@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ import pytest
 
 from bsante.chassis.bus import Message
 from bsante.chassis.bus.embedded import EmbeddedBus
-from bsante.chassis.store import TransientConflict
-from bsante.chassis.store.sqlite import SqliteStore, WriteThread
+from bsante.chassis.store import OutboxRecord, TransientConflict
+from bsante.chassis.store.sqlite import SqliteStore, WriteThread, insert_rows
 
 
 def _table(path: Path) -> None:
@@ -155,3 +156,44 @@ async def test_a_log_append_is_one_hand_over(
         assert [m.key for m in await bus.read("topic.v1")] == [f"k{n}" for n in range(5)]
     finally:
         await bus.stop()
+
+
+def test_insert_rows_writes_every_row_in_order_one_statement_per_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER, s TEXT)")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    rows = [(n, f"row {n}") for n in range(1_201)]  # three chunks of at most 500 rows
+    insert_rows(conn, "INSERT INTO t (n, s)", rows)
+    conn.set_trace_callback(None)
+    # One SQLite statement (one step, one GIL hand-back) per chunk, not one per row.
+    assert len(statements) == 3
+    assert conn.execute("SELECT n, s FROM t ORDER BY seq").fetchall() == rows
+    insert_rows(conn, "INSERT INTO t (n, s)", [])  # nothing to write: no statement
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (1_201,)
+    conn.close()
+
+
+async def test_a_group_commit_keeps_the_rows_order_across_chunks(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.start()
+    try:
+        records = [
+            OutboxRecord(
+                event_id=f"e{n:04d}",
+                topic="t",
+                key=f"k{n % 7}",
+                value=b"{}",
+                headers={},
+                created_at=datetime.now(UTC),
+            )
+            for n in range(1_100)
+        ]
+        async with store.transaction() as tx:  # outbox rows only: the group commit
+            for record in records:
+                await tx.add_outbox(record)
+        pending = await store.outbox_pending(limit=2_000)
+        assert [r.event_id for r in pending] == [r.event_id for r in records]
+    finally:
+        await store.close()

@@ -28,7 +28,7 @@ import structlog
 from bsante.chassis.bus import BatchScope, EventBus, Handler, Message, RetryPolicy
 from bsante.chassis.bus.delivery import deliver, for_another_group
 from bsante.chassis.metrics import WRITE_TRANSACTIONS
-from bsante.chassis.store.sqlite import LoopReader, WriteThread
+from bsante.chassis.store.sqlite import LoopReader, WriteThread, insert_rows
 
 log = structlog.get_logger(__name__)
 
@@ -176,10 +176,8 @@ class EmbeddedBus(EventBus):
         async with self._write_lock:
             # One hand-over to the write thread for the whole transaction.
             await self._writes.run(
-                lambda conn: conn.executemany(
-                    "INSERT INTO log (topic, key, value, headers, appended_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
+                lambda conn: insert_rows(
+                    conn, "INSERT INTO log (topic, key, value, headers, appended_at)", rows
                 )
             )
         self._signal.notify({message.topic for message in messages})

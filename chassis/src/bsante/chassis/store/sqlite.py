@@ -135,6 +135,27 @@ class LoopReader:
 
 T = TypeVar("T")
 
+# Rows per multi-row INSERT: under SQLite's default limit of 32 766 bound variables.
+_ROWS_PER_INSERT = 500
+
+
+def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]]) -> None:
+    """`insert` ("INSERT INTO t (a, b)") of every row, in multi-row statements.
+
+    One statement runs as one SQLite step: the calling thread gives the GIL back and takes it
+    again once per statement, where `executemany` does so once per row (each re-take can wait
+    for the event loop's thread, which holds the GIL)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        conn.execute(
+            f"{insert} VALUES {', '.join([one] * len(chunk))}",
+            [value for row in chunk for value in row],
+        )
+
 
 class WriteThread:
     """Write-only transactions (outbox group commits, rows marked sent, log appends) run whole
@@ -270,10 +291,8 @@ def _record(r: Any) -> OutboxRecord:
     )
 
 
-_INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, topic, key, value, headers, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
+_OUTBOX_INSERT = "INSERT INTO outbox (event_id, topic, key, value, headers, created_at)"
+_INSERT_OUTBOX = f"{_OUTBOX_INSERT} VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def _outbox_row(record: OutboxRecord) -> tuple[Any, ...]:
@@ -613,7 +632,7 @@ class SqliteStore(Store):
 
     async def _commit_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """On the write thread, whose transactions the caller's writer lock serialises."""
-        await self._w.run(lambda conn: conn.executemany(_INSERT_OUTBOX, rows))
+        await self._w.run(lambda conn: insert_rows(conn, _OUTBOX_INSERT, rows))
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         rows = await self._read(
