@@ -62,6 +62,17 @@ def started(
                 process.wait(10)
 
 
+@contextmanager
+def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """The process stopped (SIGSTOP) for the block, then continued: while the other side of a
+    comparison is measured, this one takes no CPU time from it."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
 @dataclass(frozen=True)
 class WrkResult:
     requests_per_second: float
