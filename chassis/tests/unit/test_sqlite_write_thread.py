@@ -164,7 +164,7 @@ def test_insert_rows_writes_every_row_in_order_one_statement_per_chunk(tmp_path:
     conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER, s TEXT)")
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
-    rows = [(n, f"row {n}") for n in range(1_201)]  # three chunks of at most 500 rows
+    rows = [(n, f"row {n}") for n in range(1_201)]  # 999 variables: 499 rows per chunk
     insert_rows(conn, "INSERT INTO t (n, s)", rows)
     conn.set_trace_callback(None)
     # One SQLite statement (one step, one GIL hand-back) per chunk, not one per row.

@@ -135,8 +135,8 @@ class LoopReader:
 
 T = TypeVar("T")
 
-# Rows per multi-row INSERT: under SQLite's default limit of 32 766 bound variables.
-_ROWS_PER_INSERT = 500
+# Bound variables per multi-row INSERT: the limit of every SQLite build (999 before 3.32).
+_VARIABLES_PER_INSERT = 999
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -149,8 +149,9 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[A
         return
     width = len(rows[0])
     one = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
+    per_statement = max(1, _VARIABLES_PER_INSERT // width)
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
         conn.execute(
             f"{insert} VALUES {', '.join([one] * len(chunk))}",
             [value for row in chunk for value in row],
