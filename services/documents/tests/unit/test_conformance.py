@@ -8,6 +8,7 @@ per session (the `validator` fixture); the kit has no schematron of its own for 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -278,25 +279,26 @@ def test_the_service_checks_in_a_worker_process_that_a_dead_one_replaces(
 
 
 async def test_a_worker_terminated_mid_call_ends_at_once_and_the_call_fails(
-    kit: CisisKit, tmp_path: Path
+    kit: CisisKit,
 ) -> None:
     """At the process's exit (`at_process_exit`): a compilation in progress is not waited for."""
     from bsante.documents.checks import ConformanceWorker, ConformanceWorkerError
 
     worker = ConformanceWorker(str(kit.root))
-    started = tmp_path / "started"
+    # An event the worker's process can set (the pool's processes are spawned).
+    manager = multiprocessing.get_context("spawn").Manager()
+    started = manager.Event()
     try:
         pid = await worker.call_async(os.getpid)
-        # A long call that says, in the worker, that it has begun.
+        # A call that never ends by itself and says, in the worker, that it has begun.
         call = asyncio.ensure_future(
             worker.call_async(
                 exec,
-                f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(120)",
+                "import threading; started.set(); threading.Event().wait()",
+                {"started": started},
             )
         )
-        async with asyncio.timeout(30):
-            while not started.exists():
-                await asyncio.sleep(0.02)  # polling the worker's mark, within the deadline
+        assert await asyncio.to_thread(started.wait, 30), "the call never began in the worker"
         worker.terminate()
         # Broken pool if it was running, cancelled if it was still queued: never waited for.
         async with asyncio.timeout(30):
@@ -308,3 +310,4 @@ async def test_a_worker_terminated_mid_call_ends_at_once_and_the_call_fails(
             os.kill(pid, 0)
     finally:
         worker.close()
+        manager.shutdown()
