@@ -175,25 +175,22 @@ def test_insert_rows_writes_every_row_in_order_one_statement_per_chunk(tmp_path:
     conn.close()
 
 
-async def test_a_group_commit_keeps_the_rows_order_across_chunks(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
-    await store.start()
-    try:
-        records = [
-            OutboxRecord(
-                event_id=f"e{n:04d}",
-                topic="t",
-                key=f"k{n % 7}",
-                value=b"{}",
-                headers={},
-                created_at=datetime.now(UTC),
-            )
-            for n in range(1_100)
-        ]
-        async with store.transaction() as tx:  # outbox rows only: the group commit
-            for record in records:
-                await tx.add_outbox(record)
-        pending = await store.outbox_pending(limit=2_000)
-        assert [r.event_id for r in pending] == [r.event_id for r in records]
-    finally:
-        await store.close()
+async def test_a_group_commit_keeps_the_rows_order_across_chunks(
+    sqlite_store: SqliteStore,
+) -> None:
+    records = [
+        OutboxRecord(
+            event_id=f"e{n:04d}",
+            topic="t",
+            key=f"k{n % 7}",
+            value=b"{}",
+            headers={},
+            created_at=datetime.now(UTC),
+        )
+        for n in range(1_100)
+    ]
+    async with sqlite_store.transaction() as tx:  # outbox rows only: the group commit
+        for record in records:
+            await tx.add_outbox(record)
+    pending = await sqlite_store.outbox_pending(limit=2_000)
+    assert [r.event_id for r in pending] == [r.event_id for r in records]

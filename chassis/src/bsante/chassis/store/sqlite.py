@@ -135,6 +135,15 @@ class LoopReader:
 
 T = TypeVar("T")
 
+
+def _writer_taken(error: sqlite3.OperationalError) -> TransientConflict | None:
+    """For a failed `BEGIN IMMEDIATE`: TransientConflict when another process kept the writer
+    longer than busy_timeout (the caller may run its transaction again), else None."""
+    if "locked" not in str(error) and "busy" not in str(error):
+        return None
+    return TransientConflict("*", "*", str(error))
+
+
 # Bound variables per multi-row INSERT: the limit of every SQLite build (999 before 3.32).
 _VARIABLES_PER_INSERT = 999
 
@@ -203,9 +212,9 @@ class WriteThread:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
+                if (conflict := _writer_taken(error)) is None:
                     raise
-                raise TransientConflict("*", "*", str(error)) from error
+                raise conflict from error
             try:
                 result = work(conn)
                 conn.execute("COMMIT")
@@ -528,10 +537,9 @@ class SqliteStore(Store):
         try:
             await conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
+            if (conflict := _writer_taken(error)) is None:
                 raise
-            # Another process kept the writer longer than busy_timeout.
-            raise TransientConflict("*", "*", str(error)) from error
+            raise conflict from error
         return conn
 
     async def _begin(self) -> aiosqlite.Connection:
