@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ PARIS = ZoneInfo("Europe/Paris")
 
 @pytest.fixture
 async def sla(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Platform]:
+    async with _platform(tmp_path, monkeypatch) as platform:
+        yield platform
+
+
+@asynccontextmanager
+async def _platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Platform]:
     monkeypatch.setenv("SLA_MONITOR_PROBES_ENABLED", "false")
     monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_USERNAME", TILLEULS[0])
     monkeypatch.setenv("SLA_MONITOR_SYNTHETIC_PASSWORD", TILLEULS[1])
@@ -454,6 +461,34 @@ async def test_usage_indicators_from_documents_and_ins_events(sla: Platform) -> 
     # Another structure sees none of it.
     r = await sla.client.get(f"{SLA}/usage/indicators", headers=admin(sla, "demo-ssiad"))
     assert r.json()["months"] == []
+
+
+# Far ahead of and far behind UTC: at any moment, in one of them at least, today's local date
+# is not today's UTC date.
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+async def test_the_default_period_ends_on_the_local_day(
+    zone: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indicators count local days: the default period ends on today's local date, so what
+    happened just now is counted whatever the UTC date is."""
+    monkeypatch.setenv("SLA_MONITOR_TIMEZONE", zone)
+    async with _platform(tmp_path, monkeypatch) as sla:
+        svc = sla.services["sla-monitor"]
+        assert svc.events is not None
+        created = PatientCreated(
+            patient_id=uuid.uuid4(), identity_status="provisoire", created_by="u1"
+        )
+        await svc.events.dispatch(
+            svc.messaging, svc.consumer_group, envelope_of(created, "demo-ehpad", "s1")
+        )
+        r = await sla.client.get(f"{SLA}/usage/patients-created", headers=admin(sla))
+        assert r.status_code == 200, r.text
+        today = datetime.now(ZoneInfo(zone)).date().isoformat()
+        assert r.json()["days"] == [{"day": today, "count": 1}]
+        r = await sla.client.get(f"{SLA}/usage/indicators", headers=admin(sla))
+        [month] = r.json()["months"]
+        assert month["month"] == today[:7]
+        assert month["counters"]["patients_created"] == 1
 
 
 def working_morning() -> datetime:

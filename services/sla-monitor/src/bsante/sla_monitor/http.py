@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
@@ -662,8 +663,13 @@ class UsageIndicator(BaseModel):
     total: int
 
 
-def _period(start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
-    today = datetime.now(UTC).date()
+def _period(
+    start: date | None, end: date | None, default_days: int, tz: ZoneInfo
+) -> tuple[date, date]:
+    """The days asked for; by default the last `default_days` local days, today included (the
+    indicators count local days: in Paris, from 23:00 UTC in winter, today is tomorrow's UTC
+    date)."""
+    today = datetime.now(tz).date()
     end = end or today
     start = start or end - timedelta(days=default_days - 1)
     if start > end:
@@ -687,7 +693,7 @@ async def patients_created(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> UsageIndicator:
     """Patients created per local day in the acting structure (default: the last 30 days)."""
-    start, end = _period(start, end, 30)
+    start, end = _period(start, end, 30, settings.timezone_info)
     rows = await usage.daily(
         _service(request).store, principal.acting_structure, usage.PATIENTS_CREATED, start, end
     )
@@ -736,12 +742,13 @@ async def usage_out(svc: Service, structure: str | None, start: date, end: date)
 async def usage_indicators(
     request: Request,
     principal: Viewer,
+    settings: Settings,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> UsageOut:
     """Per month: DMP feeding rate, MSSanté sending rate, qualifiée INS share, documents per
     type (the acting structure; support: every structure together). Default: 12 months."""
-    start, end = _period(start, end, 366)
+    start, end = _period(start, end, 366, settings.timezone_info)
     return await usage_out(_service(request), scope_of(principal), start, end)
 
 
