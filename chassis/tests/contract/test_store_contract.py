@@ -492,3 +492,59 @@ async def test_insert_if_absent_claims_a_key_without_aborting(store: Store) -> N
         return await store.run_in_transaction(block, attempts=10)
 
     assert sorted(await asyncio.gather(*(claim(n) for n in range(5)))) == [False] * 4 + [True]
+
+
+async def test_keep_writes_once_and_the_transaction_reads_it(store: Store) -> None:
+    await store.ensure_index("kept", ("patient_id",))
+    async with store.transaction() as tx:
+        await tx.keep("kept", "e1", {"patient_id": "p1", "n": 1})
+        await tx.keep("kept", "e1", {"patient_id": "p1", "n": 2})  # the same id: nothing
+        await tx.mark_inbox("audit", "e1")
+        seen = await tx.get("kept", "e1")  # a read later in the transaction sees it
+        await tx.keep("kept", "e2", {"patient_id": "p1", "n": 3})
+    assert seen is not None and seen.data == {"patient_id": "p1", "n": 1}
+    assert [d.id for d in await store.find("kept", Query(where={"patient_id": "p1"}))] == [
+        "e1",
+        "e2",
+    ]
+    assert await store.inbox_contains("audit", "e1")
+    async with store.transaction() as tx:
+        await tx.keep("kept", "e1", {"patient_id": "p9", "n": 9})  # a redelivery
+        await tx.mark_inbox("audit", "e1")
+    got = await store.get("kept", "e1")
+    assert got is not None and got.data == {"patient_id": "p1", "n": 1} and got.version == 1
+
+
+async def test_keep_and_inbox_marks_roll_back_with_their_transaction(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.keep("kept", "gone", {"n": 1})
+            await tx.mark_inbox("audit", "gone")
+            await tx.add_outbox(_record(1))
+            raise RuntimeError("the handler failed")
+    assert await store.get("kept", "gone") is None
+    assert not await store.inbox_contains("audit", "gone")
+    assert await store.outbox_pending() == []
+
+
+async def test_keep_in_parallel_transactions_all_commit(store: Store) -> None:
+    async def one(n: int) -> None:
+        async with store.transaction() as tx:
+            await tx.keep("kept", f"p{n}", {"n": n})
+            await tx.mark_inbox("audit", f"p{n}")
+            await tx.add_outbox(_record(n))
+
+    await asyncio.gather(*(one(n) for n in range(20)))
+    assert await store.count("kept") == 20
+    assert all([await store.inbox_contains("audit", f"p{n}") for n in range(20)])
+    assert len(await store.outbox_pending()) == 20
+
+
+async def test_keep_on_a_unique_index_refuses_the_duplicate(store: Store) -> None:
+    await store.ensure_index("kept", ("code",), unique=True)
+    async with store.transaction() as tx:
+        await tx.keep("kept", "a", {"code": "X"})
+    with pytest.raises(DuplicateDocument):
+        async with store.transaction() as tx:
+            await tx.keep("kept", "b", {"code": "X"})
+    assert await store.get("kept", "b") is None

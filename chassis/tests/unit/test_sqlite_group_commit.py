@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bsante.chassis.metrics import WRITE_TRANSACTIONS
-from bsante.chassis.store import OutboxRecord
+from bsante.chassis.store import DuplicateDocument, OutboxRecord
 from bsante.chassis.store.sqlite import SqliteStore
 
 
@@ -82,3 +82,52 @@ async def test_rows_commit_with_the_documents_of_their_transaction(store: Sqlite
         await tx.add_outbox(_record("second"))
     assert [r.event_id for r in await store.outbox_pending(10)] == ["first", "second"]
     assert await store.get("c", "d1") is not None
+
+
+async def _keep(store: SqliteStore, event_id: str, data: dict[str, object]) -> None:
+    async with store.transaction() as tx:
+        await tx.mark_inbox("audit", event_id)
+        await tx.keep("trail", event_id, data)
+
+
+async def test_keep_only_transactions_share_a_commit_and_never_take_the_writer(
+    store: SqliteStore,
+) -> None:
+    begun: list[str] = []
+    original = store._begin
+
+    async def spied() -> object:
+        begun.append("writer")
+        return await original()
+
+    store._begin = spied  # type: ignore[method-assign]
+    before = _commits(store)
+    await asyncio.gather(*(_keep(store, f"e{n}", {"n": n}) for n in range(20)))
+    assert begun == []
+    assert _commits(store) - before < 20
+    assert await store.count("trail") == 20
+    assert all([await store.inbox_contains("audit", f"e{n}") for n in range(20)])
+
+
+async def test_an_undeclared_unique_index_refuses_a_held_keep_at_the_commit(
+    store: SqliteStore,
+) -> None:
+    # Another store object on the same file declared the index; this one did not, so it holds
+    # the write until the commit, where the index refuses it: only that transaction fails.
+    other = SqliteStore(store.path)
+    await other.start()
+    try:
+        await other.ensure_index("trail", ("code",), unique=True)
+    finally:
+        await other.close()
+    await _keep(store, "first", {"code": "X"})
+    outcomes = await asyncio.gather(
+        _keep(store, "a", {"code": "A"}),
+        _keep(store, "again", {"code": "X"}),
+        _keep(store, "b", {"code": "B"}),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], DuplicateDocument)
+    assert {d.id for d in await store.find("trail")} == {"first", "a", "b"}
+    assert not await store.inbox_contains("audit", "again")

@@ -190,6 +190,17 @@ class Transaction(ABC):
         caught DuplicateDocument, the transaction goes on). One conditional write: the way to
         claim a key. A unique-index collision is still a DuplicateDocument."""
 
+    async def keep(self, collection: str, doc_id: str, data: JSON) -> None:
+        """`insert_if_absent` without its answer, for records written once and never changed
+        (an audit entry keyed by its event id): an existing id changes nothing.
+
+        Since nothing waits for the answer, an adapter may hold the write until the commit
+        (reads later in the same transaction still see it). On SQLite a transaction of such
+        writes, inbox marks and outbox rows only then joins a group commit and never takes the
+        writer on its own. A unique-index collision is a DuplicateDocument, at the latest when
+        the transaction commits."""
+        await self.insert_if_absent(collection, doc_id, data)
+
     @abstractmethod
     async def update(
         self, collection: str, doc_id: str, data: JSON, expected_version: int
@@ -213,6 +224,12 @@ class Transaction(ABC):
         One conditional write (never a read then a write): of two concurrent claims one wins,
         the other sees False or, on MongoDB, a TransientConflict that a re-run turns into False.
         """
+
+    async def mark_inbox(self, group: str, event_id: str) -> None:
+        """`claim_inbox` without its answer, for a handler whose effects are idempotent on
+        their own (`keep` keyed by the event id): records the event as handled, and like
+        `keep` may be held until the commit."""
+        await self.claim_inbox(group, event_id)
 
 
 class Store(ABC):

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -148,8 +149,11 @@ def _writer_taken(error: sqlite3.OperationalError) -> TransientConflict | None:
 _VARIABLES_PER_INSERT = 999
 
 
-def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]]) -> None:
-    """`insert` ("INSERT INTO t (a, b)") of every row, in multi-row statements.
+def insert_rows(
+    conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[Any]], then: str = ""
+) -> None:
+    """`insert` ("INSERT INTO t (a, b)") of every row, in multi-row statements ending with
+    `then` (an ON CONFLICT clause).
 
     One statement runs as one SQLite step: the calling thread gives the GIL back and takes it
     again once per statement, where `executemany` does so once per row (each re-take can wait
@@ -162,7 +166,7 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[A
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         conn.execute(
-            f"{insert} VALUES {', '.join([one] * len(chunk))}",
+            f"{insert} VALUES {', '.join([one] * len(chunk))}{then}",
             [value for row in chunk for value in row],
         )
 
@@ -303,6 +307,34 @@ def _record(r: Any) -> OutboxRecord:
 
 _OUTBOX_INSERT = "INSERT INTO outbox (event_id, topic, key, value, headers, created_at)"
 _INSERT_OUTBOX = f"{_OUTBOX_INSERT} VALUES (?, ?, ?, ?, ?, ?)"
+_DOCUMENT_KEEP = "INSERT INTO documents (collection, id, version, data)"
+_KEEP_THEN = " ON CONFLICT (collection, id) DO NOTHING"
+_INBOX_MARK = "INSERT OR IGNORE INTO inbox (consumer_group, event_id, handled_at)"
+
+
+@dataclass
+class _Writes:
+    """The rows of a transaction that took no writer: they commit together at its end."""
+
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    kept: list[tuple[Any, ...]] = field(default_factory=list)  # documents, by `keep`
+    marked: list[tuple[Any, ...]] = field(default_factory=list)  # inbox rows, by `mark_inbox`
+
+    def __bool__(self) -> bool:
+        return bool(self.outbox or self.kept or self.marked)
+
+    def extend(self, other: _Writes) -> None:
+        self.outbox.extend(other.outbox)
+        self.kept.extend(other.kept)
+        self.marked.extend(other.marked)
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        try:
+            insert_rows(conn, _DOCUMENT_KEEP, self.kept, _KEEP_THEN)
+        except sqlite3.IntegrityError as error:  # a unique index, not the id
+            raise _duplicate(self.kept[0][0], self.kept[0][1], error) from error
+        insert_rows(conn, _INBOX_MARK, self.marked)
+        insert_rows(conn, _OUTBOX_INSERT, self.outbox)
 
 
 def _outbox_row(record: OutboxRecord) -> tuple[Any, ...]:
@@ -332,13 +364,15 @@ def _duplicate(collection: str, doc_id: str, error: sqlite3.IntegrityError) -> D
 
 class _SqliteTransaction(Transaction):
     """Takes the writer (BEGIN IMMEDIATE) at its first statement, not when it opens: outbox
-    rows are kept until the commit, so a transaction that only emits events (a read's access
-    audit) never holds the writer on its own and joins a group commit instead."""
+    rows, `keep` and `mark_inbox` are held until the commit, so a transaction that only emits
+    events (a read's access audit) or only keeps records (the audit trail consuming them)
+    never holds the writer on its own and joins a group commit instead. Once it has begun,
+    what it held is written first, then each statement as it comes."""
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         self._begun: aiosqlite.Connection | None = None
-        self.outbox: list[tuple[Any, ...]] = []
+        self.held = _Writes()
         self.aborted: DuplicateDocument | None = None
 
     def _check(self) -> None:
@@ -354,6 +388,18 @@ class _SqliteTransaction(Transaction):
         self._check()
         if self._begun is None:
             self._begun = await self._store._begin()
+            kept, self.held.kept = self.held.kept, []
+            marked, self.held.marked = self.held.marked, []
+            if kept:
+                try:
+                    await self._begun.executemany(
+                        f"{_DOCUMENT_KEEP} VALUES (?, ?, ?, ?){_KEEP_THEN}", kept
+                    )
+                except sqlite3.IntegrityError as error:
+                    self.aborted = _duplicate(kept[0][0], kept[0][1], error)
+                    raise self.aborted from error
+            if marked:
+                await self._begun.executemany(f"{_INBOX_MARK} VALUES (?, ?, ?)", marked)
         return self._begun
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
@@ -428,9 +474,24 @@ class _SqliteTransaction(Transaction):
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(collection, doc_id, expected_version)
 
+    async def keep(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
+        self._check()
+        if self._begun is not None or self._store._unique(collection):
+            # A unique index could refuse it: written now, so the refusal names this record.
+            await self.insert_if_absent(collection, doc_id, data)
+            return
+        self.held.kept.append((collection, doc_id, 1, json.dumps(data)))
+
     async def add_outbox(self, record: OutboxRecord) -> None:
         self._check()
-        self.outbox.append(_outbox_row(record))
+        self.held.outbox.append(_outbox_row(record))
+
+    async def mark_inbox(self, group: str, event_id: str) -> None:
+        self._check()
+        if self._begun is not None:
+            await self.claim_inbox(group, event_id)
+            return
+        self.held.marked.append((group, event_id, _now()))
 
     async def claim_inbox(self, group: str, event_id: str) -> bool:
         conn = await self._conn_begun()
@@ -468,7 +529,7 @@ class SqliteStore(Store):
         self._loop_reader: LoopReader | None = None
         self._writes: WriteThread | None = None
         self._lock = asyncio.Lock()
-        self._queued: list[tuple[list[tuple[Any, ...]], asyncio.Future[None]]] = []
+        self._queued: list[tuple[_Writes, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -584,21 +645,21 @@ class SqliteStore(Store):
             if tx.aborted is not None:
                 # The caller caught the duplicate and went on: refuse to commit the rest.
                 raise TransactionAborted(tx.aborted)
-            if tx.connection is not None and tx.outbox:
-                await tx.connection.executemany(_INSERT_OUTBOX, tx.outbox)
+            if tx.connection is not None and tx.held.outbox:
+                await tx.connection.executemany(_INSERT_OUTBOX, tx.held.outbox)
         except BaseException:
             if tx.connection is not None:
                 await self._end(tx.connection, commit=False)
             raise
         if tx.connection is not None:
             await self._end(tx.connection, commit=True)
-        elif tx.outbox:
-            await self._group_commit(tx.outbox)
+        elif tx.held:
+            await self._group_commit(tx.held)
 
     # -- group commit -----------------------------------------------------------------------------
 
-    async def _group_commit(self, rows: list[tuple[Any, ...]]) -> None:
-        """Outbox rows of a transaction that wrote nothing else, committed with those of the
+    async def _group_commit(self, rows: _Writes) -> None:
+        """The held rows of a transaction that took no writer, committed with those of the
         other such transactions waiting meanwhile: one transaction (one fsync) for all of them.
         Returns once they are committed; a failure of the shared commit commits each alone."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -613,7 +674,13 @@ class SqliteStore(Store):
             async with self._lock:
                 batch, self._queued = self._queued, []
                 try:
-                    await self._commit_rows([r for rows, _ in batch for r in rows])
+                    if len(batch) == 1:
+                        together = batch[0][0]
+                    else:
+                        together = _Writes()
+                        for rows, _ in batch:
+                            together.extend(rows)
+                    await self._commit_rows(together)
                 except Exception as error:
                     if len(batch) == 1:
                         _settle(batch[0][1], error)
@@ -639,9 +706,13 @@ class SqliteStore(Store):
             raise RuntimeError("store not started")
         return self._writes
 
-    async def _commit_rows(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _commit_rows(self, rows: _Writes) -> None:
         """On the write thread, whose transactions the caller's writer lock serialises."""
-        await self._w.run(lambda conn: insert_rows(conn, _OUTBOX_INSERT, rows))
+        await self._w.run(rows.apply)
+
+    def _unique(self, collection: str) -> bool:
+        """A unique index of `collection` was declared on this store."""
+        return any(i.unique and i.collection == collection for i in self._declared().values())
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         rows = await self._read(

@@ -42,10 +42,10 @@ def record(envelope: Envelope, payload: PatientDataAccessed) -> dict[str, Any]:
     }
 
 
-@events.on(PatientDataAccessed)
+@events.on(PatientDataAccessed, idempotent=True)
 async def keep_access(uow: UnitOfWork, envelope: Envelope, payload: PatientDataAccessed) -> None:
-    # Already recorded: nothing to do (the inbox normally prevents this).
-    await uow.tx.insert_if_absent(ACCESS_AUDIT, str(envelope.event_id), record(envelope, payload))
+    # Keyed by the event id: a redelivered event finds its record and changes nothing.
+    await uow.tx.keep(ACCESS_AUDIT, str(envelope.event_id), record(envelope, payload))
 
 
 async def history(
