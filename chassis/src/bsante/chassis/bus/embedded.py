@@ -260,6 +260,20 @@ class EmbeddedBus(EventBus):
         )
         WRITE_TRANSACTIONS.labels(self.path.name).inc()
 
+    async def _commit_batch(
+        self, conn: aiosqlite.Connection, group: str, messages: list[Message]
+    ) -> None:
+        """The offset of each topic's last message of a handled batch, in one statement (one
+        transaction): a batch can span several topics."""
+        last = {m.topic: m.offset for m in messages}  # in offset order: the last one stays
+        await conn.execute(
+            "INSERT INTO offsets (consumer_group, topic, committed) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(last))
+            + " ON CONFLICT (consumer_group, topic) DO UPDATE SET committed = excluded.committed",
+            [value for topic, offset in last.items() for value in (group, topic, offset)],
+        )
+        WRITE_TRANSACTIONS.labels(self.path.name).inc()
+
     async def _batch(self, sub: _Subscription, messages: list[Message]) -> bool:
         """Handle a batch in one scope (one transaction): True when all of it committed.
 
@@ -283,24 +297,17 @@ class EmbeddedBus(EventBus):
         wake = asyncio.Event()
         self._signal.waiters[wake] = frozenset(sub.topics)
         conn = await self._connect()
-        placeholders = ", ".join("?" for _ in sub.topics)
-        sql = (
-            "SELECT l.offset, l.topic, l.key, l.value, l.headers FROM log l "
-            "LEFT JOIN offsets o ON o.consumer_group = ? AND o.topic = l.topic "
-            f"WHERE l.topic IN ({placeholders}) AND l.offset > COALESCE(o.committed, 0) "
-            "ORDER BY l.offset LIMIT ?"
-        )
+        sql, params = _next_batch(sub.topics, sub.group, self.batch_size)
         try:
             while True:
                 wake.clear()
-                params = (sub.group, *sub.topics, self.batch_size)
                 found = self._loop_reader.fetchall(sql, params) if self._loop_reader else None
                 if found is None:
                     found = list(await conn.execute_fetchall(sql, params))
                 rows = found
                 pending = [_message(row) for row in rows]
                 if sub.batch is not None and len(pending) > 1 and await self._batch(sub, pending):
-                    await self._commit(conn, sub.group, pending[-1])
+                    await self._commit_batch(conn, sub.group, pending)
                     pending = []
                 for message in pending:
                     try:
@@ -324,6 +331,27 @@ class EmbeddedBus(EventBus):
         finally:
             self._signal.waiters.pop(wake, None)
             await conn.close()
+
+
+def _next_batch(topics: Sequence[str], group: str, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """The query of a consumer's next messages, oldest first, and its parameters.
+
+    One range per topic on the (topic, offset) index, starting after that topic's committed
+    offset: the cost follows the batch, not the log. (A join on the offsets table bounded only
+    the topic, so every poll scanned the topic's whole retained history: 2 ms at 10 000
+    entries, and a week of retention holds far more.)"""
+    one = (
+        "SELECT offset, topic, key, value, headers FROM log WHERE topic = ? AND offset > "
+        "COALESCE((SELECT committed FROM offsets WHERE consumer_group = ? AND topic = ?), 0) "
+        "ORDER BY offset LIMIT ?"
+    )
+    params: list[Any] = []
+    for topic in topics:
+        params += [topic, group, topic, limit]
+    if len(topics) == 1:
+        return one, tuple(params)
+    union = " UNION ALL ".join(f"SELECT * FROM ({one})" for _ in topics)
+    return f"{union} ORDER BY offset LIMIT ?", (*params, limit)
 
 
 def _now() -> str:

@@ -531,6 +531,7 @@ class SqliteStore(Store):
         self._lock = asyncio.Lock()
         self._queued: list[tuple[_Writes, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._uniques: set[str] | None = None  # collections with a declared unique index
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -712,7 +713,9 @@ class SqliteStore(Store):
 
     def _unique(self, collection: str) -> bool:
         """A unique index of `collection` was declared on this store."""
-        return any(i.unique and i.collection == collection for i in self._declared().values())
+        if self._uniques is None:
+            self._uniques = {i.collection for i in self._declared().values() if i.unique}
+        return collection in self._uniques
 
     async def get(self, collection: str, doc_id: str) -> Document | None:
         rows = await self._read(
@@ -785,6 +788,7 @@ class SqliteStore(Store):
         self, collection: str, fields: Sequence[str], *, unique: bool = False
     ) -> Index:
         index = self._declare(collection, fields, unique)
+        self._uniques = None
         # `collection` first: the planner then sees more equality columns here than in the
         # primary key (collection, id) and picks this index without statistics. `id` last
         # (not in a unique index, where it would make every entry distinct): queries sort by
@@ -799,6 +803,7 @@ class SqliteStore(Store):
                 )
         except sqlite3.IntegrityError as error:
             self._declared().pop(index.name, None)
+            self._uniques = None
             raise StoreError(f"{index.name}: stored documents already repeat a value") from error
         return index
 
