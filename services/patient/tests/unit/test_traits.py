@@ -1,10 +1,11 @@
 """Unit tests for RNIV traits validation, normalisation and the COG dataset."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
 from bsante.chassis.text import search_key
+from bsante.patient.identity import traits
 from bsante.patient.identity.cog import CogKind, default_cog
 from bsante.patient.identity.traits import (
     IdentityTraits,
@@ -104,6 +105,25 @@ def test_birth_date_rejections(value: str, message: str) -> None:
 
 def test_birth_date_today_is_ok() -> None:
     assert validate_birth_date(TODAY, today=TODAY) == TODAY
+
+
+@pytest.mark.parametrize(
+    ("utc_now", "local_birth"),
+    [
+        # 00:30 in Paris (winter, UTC+1): still the day before in UTC.
+        (datetime(2026, 12, 1, 23, 30, tzinfo=UTC), date(2026, 12, 2)),
+        # 08:00 in Nouméa (UTC+11): 21:00 the day before in UTC.
+        (datetime(2026, 12, 1, 21, 0, tzinfo=UTC), date(2026, 12, 2)),
+    ],
+)
+def test_a_birth_just_after_local_midnight_is_not_in_the_future(
+    monkeypatch: pytest.MonkeyPatch, utc_now: datetime, local_birth: date
+) -> None:
+    monkeypatch.setattr(traits, "_utc_now", lambda: utc_now)
+    assert validate_birth_date(local_birth.isoformat()) == local_birth
+    # The day after is in the future everywhere.
+    with pytest.raises(TraitValidationError, match="in the future"):
+        validate_birth_date(date(2026, 12, 3).isoformat())
 
 
 @pytest.mark.parametrize(

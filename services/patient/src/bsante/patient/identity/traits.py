@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from bsante.chassis.text import search_key
@@ -179,6 +179,21 @@ def parse_birth_date(value: str) -> date:
         raise TraitValidationError("birth_date", f"{value!r} is not a calendar date") from None
 
 
+# The calendar date runs furthest ahead at UTC+14 (the Line Islands).
+_AHEAD_OF_UTC = timedelta(hours=14)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def latest_today() -> date:
+    """The latest calendar date anywhere now: a birth date after it is in the future for
+    every structure, whatever its time zone (Paris, Nouméa, Papeete) or the server's. A baby
+    born just after midnight in Paris or Nouméa is still "born yesterday" in UTC."""
+    return (_utc_now() + _AHEAD_OF_UTC).date()
+
+
 def validate_birth_date(value: date | str, *, today: date | None = None) -> date:
     """Reject future dates and dates before MIN_BIRTH_DATE.
 
@@ -189,7 +204,7 @@ def validate_birth_date(value: date | str, *, today: date | None = None) -> date
     parsed = parse_birth_date(value) if isinstance(value, str) else value
     if not isinstance(parsed, date):
         raise TraitValidationError("birth_date", "must be a date")
-    today = today or date.today()
+    today = today or latest_today()
     if parsed > today:
         raise TraitValidationError("birth_date", f"{parsed.isoformat()} is in the future")
     if parsed < MIN_BIRTH_DATE:
