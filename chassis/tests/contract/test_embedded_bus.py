@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import eventually as eventually_of  # type: ignore[import-not-found]
 
 from bsante.chassis.bus import Message, RetryPolicy
 from bsante.chassis.bus.delivery import PoisonMessage
@@ -21,14 +22,6 @@ FAST = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.01)
 async def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
@@ -85,7 +78,7 @@ async def test_retries_then_succeeds_without_dead_letter(tmp_path: Path) -> None
     async def sentinel_committed() -> bool:
         return await bus.committed("g", "t") == 2
 
-    await eventually_async(sentinel_committed)
+    await eventually_of(sentinel_committed)
     assert calls == 3 and handled == [b"value-1", b"value-2"]
     assert await bus.read("t.dlq") == []
     await bus.stop()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from polling import eventually  # type: ignore[import-not-found]
 from prometheus_client import REGISTRY
 
 from bsante.chassis.auth import Principal, current_principal
@@ -25,14 +25,6 @@ from bsante.chassis.store.sqlite import SqliteStore
 
 TOPIC = "bsante.test.v1"
 FAST = RelayPolicy(batch_size=50, max_attempts=3, initial_backoff=0.0, max_backoff=0.0)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 class RecordingBus(EventBus):

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from polling import eventually  # type: ignore[import-not-found]
 
 from bsante.chassis.bus import Message
 from bsante.chassis.bus.embedded import EmbeddedBus
@@ -20,14 +21,6 @@ from bsante.contracts.topics import AUDIT
 
 GROUP = "bsante.consumer"
 LATER = timedelta(days=30)  # a purge "now + LATER" sees everything as past the retention
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def rows(db: Path, table: str) -> int:

@@ -4,12 +4,13 @@ commit, never taking the consumer store's writer, and a redelivered batch change
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
+
+from polling import eventually  # type: ignore[import-not-found]
 
 from bsante.chassis.bus.embedded import EmbeddedBus
 from bsante.chassis.messaging import EventRouter, Messaging, UnitOfWork
@@ -21,26 +22,13 @@ from bsante.contracts.topics import AUDIT
 GROUP = "bsante.trail"
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-async def test_a_redelivered_batch_is_handled_again_and_changes_nothing(tmp_path: Path) -> None:
+async def test_a_redelivered_batch_is_handled_again_and_changes_nothing(
+    tmp_path: Path, writer_begins: Callable[[SqliteStore], list[str]]
+) -> None:
     producer_store, trail_store = SqliteStore(tmp_path / "p.db"), SqliteStore(tmp_path / "c.db")
     await producer_store.start()
     await trail_store.start()
-    begun: list[str] = []
-    original = trail_store._begin
-
-    async def spied() -> object:
-        begun.append("writer")
-        return await original()
-
-    trail_store._begin = spied  # type: ignore[method-assign]
+    begun = writer_begins(trail_store)
     producer = Messaging("p", producer_store, EmbeddedBus(tmp_path))
     handled: list[str] = []
     router = EventRouter("c")

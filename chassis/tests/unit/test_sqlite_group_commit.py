@@ -4,6 +4,7 @@ committed, a failing row fails only its own transaction, and the other writes ke
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -91,16 +92,9 @@ async def _keep(store: SqliteStore, event_id: str, data: dict[str, object]) -> N
 
 
 async def test_keep_only_transactions_share_a_commit_and_never_take_the_writer(
-    store: SqliteStore,
+    store: SqliteStore, writer_begins: Callable[[SqliteStore], list[str]]
 ) -> None:
-    begun: list[str] = []
-    original = store._begin
-
-    async def spied() -> object:
-        begun.append("writer")
-        return await original()
-
-    store._begin = spied  # type: ignore[method-assign]
+    begun = writer_begins(store)
     before = _commits(store)
     await asyncio.gather(*(_keep(store, f"e{n}", {"n": n}) for n in range(20)))
     assert begun == []
