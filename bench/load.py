@@ -40,6 +40,15 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120.
     raise AssertionError(f"{url} not ready in {timeout}s")
 
 
+def until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Polls `check` every 10 ms until it holds; fails naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
 @contextmanager
 def started(
     args: Sequence[str], env: dict[str, str] | None = None

@@ -31,6 +31,7 @@ from load import (
     free_port,
     quiet,
     started,
+    until,
     wait_ready,
     warm_up,
     wrk,
@@ -99,11 +100,7 @@ def _pending(data: Path) -> int:
 
 def _settle(data: Path, timeout: float = 120.0) -> None:
     """Until every event written so far is published and consumed (polling the files)."""
-    deadline = time.monotonic() + timeout
-    while _pending(data):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the event pipeline did not drain in {timeout}s")
-        time.sleep(0.01)
+    until(lambda: not _pending(data), "the event pipeline's drain", timeout)
 
 
 def _checkpointed_bytes(data: Path) -> int:

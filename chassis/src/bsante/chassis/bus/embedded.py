@@ -252,18 +252,10 @@ class EmbeddedBus(EventBus):
             rows = await cursor.fetchall()
         return [_message(row) for row in rows]
 
-    async def _commit(self, conn: aiosqlite.Connection, group: str, message: Message) -> None:
-        await conn.execute(
-            "INSERT INTO offsets (consumer_group, topic, committed) VALUES (?, ?, ?) "
-            "ON CONFLICT (consumer_group, topic) DO UPDATE SET committed = excluded.committed",
-            (group, message.topic, message.offset),
-        )
-        WRITE_TRANSACTIONS.labels(self.path.name).inc()
-
-    async def _commit_batch(
+    async def _commit(
         self, conn: aiosqlite.Connection, group: str, messages: list[Message]
     ) -> None:
-        """The offset of each topic's last message of a handled batch, in one statement (one
+        """The offset of each topic's last message of those handled, in one statement (one
         transaction): a batch can span several topics."""
         last = {m.topic: m.offset for m in messages}  # in offset order: the last one stays
         await conn.execute(
@@ -307,7 +299,7 @@ class EmbeddedBus(EventBus):
                 rows = found
                 pending = [_message(row) for row in rows]
                 if sub.batch is not None and len(pending) > 1 and await self._batch(sub, pending):
-                    await self._commit_batch(conn, sub.group, pending)
+                    await self._commit(conn, sub.group, pending)
                     pending = []
                 for message in pending:
                     try:
@@ -321,7 +313,7 @@ class EmbeddedBus(EventBus):
                         )
                         await asyncio.sleep(self.retry.max_backoff)
                         break
-                    await self._commit(conn, sub.group, message)
+                    await self._commit(conn, sub.group, [message])
                 if len(rows) < self.batch_size:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
                     # that stop() sends when the event fires at the same moment (CPython gh-86296).
